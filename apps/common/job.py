@@ -1,0 +1,110 @@
+"""The one job both systems run: the same code, called by BackgroundTasks or by a Hatchet worker.
+
+An attempt records its start in the ledger, does its work (an async sleep for I/O-like work, a CPU
+burn in a thread for CPU-bound work, optionally a call to the downstream service), may fail or
+hang on purpose, and records its side effect when it succeeds. Failures are pseudo-random but
+seeded per (seed, task id, attempt), so the same seed fails the same attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+
+import httpx
+from pydantic import BaseModel, Field
+
+from apps.common.contract import ENV_DOWNSTREAM, TaskConfig, TaskRequest
+from harness.ledger import Recorder
+
+
+class JobFailure(RuntimeError):
+    """The job failed on purpose (the scenario asked for it)."""
+
+
+class JobParams(BaseModel):
+    """What one task asks its job to do."""
+
+    duration_s: float = Field(default=0.1, ge=0, le=3600)
+    """Work time: sleep for ``sleep`` jobs, busy CPU for ``cpu`` jobs."""
+    fail_p: float = Field(default=0.0, ge=0, le=1)
+    """Probability that an attempt raises after its work."""
+    fail_first: int = Field(default=0, ge=0)
+    """The first N attempts raise, whatever fail_p says."""
+    hang_p: float = Field(default=0.0, ge=0, le=1)
+    """Probability that an attempt hangs for hang_s before its work."""
+    hang_s: float = Field(default=0.0, ge=0, le=3600)
+    """How long a hanging attempt hangs."""
+    hang_ignores_cancel: bool = False
+    """Hang in a thread the event loop cannot cancel (a blocking call that ignores timeouts)."""
+    downstream: bool = False
+    """Call the downstream service before recording the effect."""
+
+
+def _draw(seed: int, task_id: str, attempt: int, what: str) -> float:
+    return random.Random(f"{seed}:{task_id}:{attempt}:{what}").random()
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    x = 0
+    while time.process_time() < end:
+        for i in range(10_000):
+            x ^= i * i
+
+
+async def _hang(seconds: float, *, ignore_cancel: bool) -> None:
+    if not ignore_cancel:
+        await asyncio.sleep(seconds)
+        return
+    sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
+    while True:
+        try:
+            await asyncio.shield(sleeper)
+            return
+        except asyncio.CancelledError:
+            continue  # ignored, as a blocking call without a timeout would ignore it
+
+
+_recorder: Recorder | None = None
+_client: httpx.AsyncClient | None = None
+
+
+def recorder() -> Recorder:
+    """This process's ledger recorder (built once from the harness's environment)."""
+    global _recorder
+    if _recorder is None:
+        _recorder = Recorder.from_env()
+    return _recorder
+
+
+def _downstream() -> httpx.AsyncClient:
+    global _client
+    if _client is None:
+        _client = httpx.AsyncClient(base_url=os.environ[ENV_DOWNSTREAM], timeout=10.0)
+    return _client
+
+
+async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
+    """Run one attempt of a task; raises when the attempt fails (the system may retry)."""
+    rec = recorder()
+    rec.started(req.task_id, attempt)
+    try:
+        params = JobParams(**req.params)
+        if params.hang_p and _draw(config.seed, req.task_id, attempt, "hang") < params.hang_p:
+            await _hang(params.hang_s, ignore_cancel=params.hang_ignores_cancel)
+        if req.kind == "cpu":
+            await asyncio.to_thread(_burn, params.duration_s)
+        else:
+            await asyncio.sleep(params.duration_s)
+        if attempt < params.fail_first or (params.fail_p and _draw(config.seed, req.task_id, attempt, "fail") < params.fail_p):
+            raise JobFailure(f"attempt {attempt} of {req.task_id} failed on purpose")
+        if params.downstream:
+            resp = await _downstream().post("/send", json={"task_id": req.task_id, "attempt": attempt})
+            resp.raise_for_status()
+    except BaseException as exc:  # cancellation (timeouts) included: the attempt ended without effect
+        rec.failed(req.task_id, attempt, f"{type(exc).__name__}: {exc}")
+        raise
+    rec.effect(req.task_id, attempt)

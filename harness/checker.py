@@ -1,0 +1,252 @@
+"""The checker: classify every task of a run from the ledger alone, and check the identities.
+
+It knows nothing about how load or faults were produced. Classes (shared/DESIGN.md):
+completed, lost, duplicated, retried, failed (lost, every attempt errored), indeterminate (no
+answer), recovered (indeterminate yet ran), unexpected (ran, never sent: a harness bug).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.history import FaultRecord
+from harness.ledger import Ledger, TaskRow, task_rows
+
+RECOVERY_THRESHOLD = 0.9
+"""Completion rate, as a share of the pre-fault rate, that counts as recovered."""
+RATE_WINDOW_S = 2.0
+"""Window over which the post-heal completion rate is measured."""
+PRE_FAULT_WINDOW_S = 5.0
+"""Window before a fault over which the reference completion rate is measured."""
+
+
+class IdentityError(AssertionError):
+    """An identity of the classification failed: the harness, not the system, is wrong."""
+
+
+@dataclass
+class Latency:
+    """Percentiles of a latency distribution in milliseconds (None when there is no sample)."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+    n: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        """Nearest-rank percentiles of durations given in seconds."""
+        xs = sorted(seconds)
+        return cls(*(None if not xs else round(1000 * x, 3)
+                     for x in (percentile(xs, 50), percentile(xs, 95), percentile(xs, 99), xs[-1])), n=len(xs))
+
+
+def percentile(sorted_xs: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty sequence."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_xs)))
+    return sorted_xs[rank - 1]
+
+
+@dataclass
+class Classification:
+    """Task counts of one run; field names are results.json's."""
+
+    attempted: int = 0
+    accepted: int = 0
+    refused: int = 0
+    indeterminate: int = 0
+    recovered: int = 0
+    completed: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    retried: int = 0
+    failed: int = 0
+    unexpected: int = 0
+    silent_loss: int = 0
+    """Lost minus failed: accepted, never done, and the system never said so."""
+    refused_ran: int = 0
+    """Refused (4xx/5xx) and yet an effect exists: the system said no and did it anyway."""
+    effects: int = 0
+    """Effect records of measured tasks."""
+    extra_effects: int = 0
+    """Effects beyond the first, summed over duplicated tasks."""
+    attempts: int = 0
+    """Attempt starts of measured tasks."""
+    downstream_calls: int = 0
+    """Calls the downstream service received for measured tasks."""
+    duplicate_calls: int = 0
+    """Tasks the downstream service saw more than once (the duplicate the outside world sees)."""
+    ids_sent_twice: int = 0
+    """Task ids the client sent more than once (a harness bug)."""
+    lost_ids: list[str] = field(default_factory=list)
+    """Up to 50 lost task ids, for the drill-down."""
+    duplicated_ids: list[str] = field(default_factory=list)
+    """Up to 50 duplicated task ids."""
+
+
+def classify(rows: Iterable[TaskRow], phase: str = "measure") -> Classification:
+    """Count every task of a phase into its classes."""
+    c = Classification()
+    for r in rows:
+        if r.phase is None:
+            c.unexpected += 1
+            continue
+        if r.phase != phase:
+            continue
+        c.attempted += 1
+        c.attempts += r.starts
+        c.effects += r.effects
+        c.downstream_calls += r.calls
+        if r.n_ops > 1:
+            c.ids_sent_twice += 1
+        if r.calls > 1:
+            c.duplicate_calls += 1
+        if r.effects > 1:
+            c.duplicated += 1
+            c.extra_effects += r.effects - 1
+            if len(c.duplicated_ids) < 50:
+                c.duplicated_ids.append(r.task_id)
+        if r.starts > 1:
+            c.retried += 1
+        if r.outcome == "ok":
+            c.accepted += 1
+            if r.effects:
+                c.completed += 1
+            else:
+                c.lost += 1
+                if len(c.lost_ids) < 50:
+                    c.lost_ids.append(r.task_id)
+                if r.starts and r.errors == r.starts:
+                    c.failed += 1
+        elif r.outcome == "fail":
+            c.refused += 1
+            if r.effects:
+                c.refused_ran += 1
+        else:
+            c.indeterminate += 1
+            if r.effects:
+                c.recovered += 1
+    c.silent_loss = c.lost - c.failed
+    return c
+
+
+def check_identities(c: Classification) -> list[str]:
+    """The identities every run must satisfy; returns the broken ones (empty: all hold)."""
+    broken = []
+    if c.attempted != c.accepted + c.refused + c.indeterminate:
+        broken.append(f"attempted {c.attempted} != accepted {c.accepted} + refused {c.refused}"
+                      f" + indeterminate {c.indeterminate}")
+    if c.accepted != c.completed + c.lost:
+        broken.append(f"accepted {c.accepted} != completed {c.completed} + lost {c.lost}")
+    if c.effects != c.completed + c.recovered + c.refused_ran + c.extra_effects:
+        broken.append(f"effects {c.effects} != completed {c.completed} + recovered {c.recovered}"
+                      f" + refused_ran {c.refused_ran} + extra {c.extra_effects}")
+    if not 0 <= c.failed <= c.lost:
+        broken.append(f"failed {c.failed} not within lost {c.lost}")
+    if c.unexpected:
+        broken.append(f"{c.unexpected} task ids ran that the client never sent")
+    if c.ids_sent_twice:
+        broken.append(f"{c.ids_sent_twice} task ids were sent more than once")
+    return broken
+
+
+def completion_rate(times: Sequence[float], start: float, end: float) -> float:
+    """Completions per second within [start, end) of sorted first-effect times."""
+    if end <= start:
+        return 0.0
+    return (bisect_left(times, end) - bisect_left(times, start)) / (end - start)
+
+
+def recovery_time(done_times: Sequence[float], fault: FaultRecord, t0: float) -> float | None:
+    """Seconds from heal until completions are back to 90% of the pre-fault rate (None: never)."""
+    if fault.t_end is None:
+        return None
+    pre_start = max(t0, fault.t_start - PRE_FAULT_WINDOW_S)
+    reference = completion_rate(done_times, pre_start, fault.t_start)
+    if reference <= 0:
+        return 0.0
+    t = fault.t_end
+    last = done_times[-1] if done_times else t
+    while t <= last:
+        if completion_rate(done_times, t, t + RATE_WINDOW_S) >= RECOVERY_THRESHOLD * reference:
+            return round(t - fault.t_end, 3)
+        t += 0.25
+    return None
+
+
+@dataclass
+class RunCheck:
+    """Everything the checker concludes about one system's run."""
+
+    system: str
+    counts: Classification
+    throughput_tps: float
+    e2e_latency_ms: Latency
+    api_latency_ms: Latency
+    recovery_s: float | None
+    faults: list[dict[str, Any]]
+    identities_broken: list[str]
+    t0: float
+
+    def as_result(self) -> dict[str, Any]:
+        """The ``runs[]`` entry of results.json."""
+        counts = asdict(self.counts)
+        return {
+            "system": self.system,
+            "applicable": True,
+            **counts,
+            "throughput_tps": self.throughput_tps,
+            "e2e_latency_ms": asdict(self.e2e_latency_ms),
+            "api_latency_ms": asdict(self.api_latency_ms),
+            "recovery_s": self.recovery_s,
+            "faults": self.faults,
+            "identities_broken": self.identities_broken,
+        }
+
+
+def check(ledger: Ledger, system: str) -> RunCheck:
+    """Classify one run's ledger and compute its throughput, latencies and recovery times."""
+    rows = task_rows(ledger)
+    counts = classify(rows)
+    measured = [r for r in rows if r.phase == "measure"]
+    meta = ledger.meta()
+    t0 = float(meta.get("t0") or min((r.invoke_t for r in measured if r.invoke_t is not None), default=0.0))
+    done = sorted(r.first_effect_t for r in measured if r.first_effect_t is not None and r.outcome == "ok")
+    e2e = [r.first_effect_t - r.invoke_t for r in measured
+           if r.outcome == "ok" and r.first_effect_t is not None and r.invoke_t is not None]
+    api = [r.complete_t - r.invoke_t for r in measured
+           if r.outcome == "ok" and r.complete_t is not None and r.invoke_t is not None]
+    first_invoke = min((r.invoke_t for r in measured if r.invoke_t is not None), default=t0)
+    span = (done[-1] - first_invoke) if done else 0.0
+    throughput = round(len(done) / span, 3) if span > 0 else 0.0
+    faults = []
+    recoveries = []
+    for f in ledger.faults():
+        rec = recovery_time(done, f, t0)
+        recoveries.append(rec)
+        faults.append({
+            "at_s": round(f.t_start - t0, 3),
+            "until_s": None if f.t_end is None else round(f.t_end - t0, 3),
+            "action": f.action,
+            "target": f.target,
+            "detail": f.detail,
+            "recovery_s": rec,
+        })
+    # The run recovers when its slowest fault does; one fault that never recovers makes it None.
+    recovery = max(recoveries) if recoveries and None not in recoveries else None
+    return RunCheck(
+        system=system,
+        counts=counts,
+        throughput_tps=throughput,
+        e2e_latency_ms=Latency.of(e2e),
+        api_latency_ms=Latency.of(api),
+        recovery_s=recovery,
+        faults=faults,
+        identities_broken=check_identities(counts),
+        t0=t0,
+    )

@@ -1,0 +1,143 @@
+"""Command line: ``harness list``, ``harness run``.
+
+Bad input gets one line on stderr and exit status 2; an identity failure (a harness bug) exits 3;
+Ctrl-C or SIGTERM stops every process of the run and exits 130/143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from harness import report
+from harness.catalog import discover
+from harness.checker import IdentityError
+from harness.procs import HealthTimeout
+from harness.runner import StackBroken
+from harness.scenario import ParamError, Params
+from harness.session import Session
+from harness.spec import SpecError, find_systems
+from harness.tools import ToolMissing
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"harness: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="harness", description="Reliability harness for Python background work: native FastAPI "
+                 "BackgroundTasks vs Hatchet, measured under load and faults.")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list scenarios and systems")
+    run = sub.add_parser("run", help="run scenarios against systems and write results.json and index.html")
+    run.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                     help="scenario names (see `harness list`), or `all` for every default-tier scenario")
+    run.add_argument("--system", default="both",
+                     help="native, hatchet, both (default), or a comma-separated list of system names")
+    run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
+                          "each gets OUT/<scenario>)")
+    return ap
+
+
+def _cmd_list() -> int:
+    scenarios = discover()
+    print("scenarios:")
+    for s in scenarios.values():
+        tier = "" if s.tier == "default" else f" [{s.tier}]"
+        print(f"  {s.name:<18}{tier} {s.fault}")
+    print("systems:")
+    for spec in find_systems().values():
+        print(f"  {spec.name:<18} {spec.description}")
+    print("parameters (--param NAME=VALUE):")
+    defaults = Params()
+    for name in defaults.__dataclass_fields__:
+        print(f"  {name:<20} default {getattr(defaults, name)!r}")
+    return 0
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: not writable")
+    return path
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    known = discover()
+    names = [n for n in known if known[n].tier == "default"] if args.scenarios == ["all"] else args.scenarios
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown scenario {unknown[0]!r} (known: {', '.join(known)})")
+    systems = find_systems()
+    wanted = list(systems) if args.system == "both" else [s.strip() for s in args.system.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in systems]
+    if bad or not wanted:
+        raise UsageError(f"--system {args.system!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+    overrides: dict[str, str] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        overrides[key] = value
+    if args.seed is not None:
+        overrides["seed"] = str(args.seed)
+    plans = [(known[n], known[n].params(overrides)) for n in names]  # validates every override up front
+    out = _writable_dir(args.out) if args.out else None
+    specs = [systems[s] for s in wanted]
+    with Session(root=out) as session:
+        for scenario, params in plans:
+            target = out if out and len(plans) == 1 else None
+            doc = session.run(scenario, specs, params, out_dir=target)
+            print(report.text_table(doc), flush=True)
+            print(f"results: {(target or session.root / scenario.name) / 'results.json'}", flush=True)
+    print(f"report: {session.root / 'index.html'}", flush=True)
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: stacks and servers stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script and ``python -m harness``."""
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        return _cmd_run(args)
+    except (UsageError, ParamError, SpecError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except ToolMissing as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except (StackBroken, HealthTimeout) as exc:
+        print(f"harness: the stack failed: {exc}", file=sys.stderr)
+        return 1
+    except IdentityError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("harness: interrupted; every process of the run was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

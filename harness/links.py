@@ -1,0 +1,106 @@
+"""Network links through a real Toxiproxy server, so faults can cut, slow or reset them.
+
+toxiproxy-python keeps the server's host and port as class-level globals; :class:`Toxiproxy`
+sets them under a lock around every call, so two servers (or threads) never mix them up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from toxiproxy.api import APIConsumer  # type: ignore[import-untyped]
+from toxiproxy.server import Toxiproxy as _Server  # type: ignore[import-untyped]
+
+_globals_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class Link:
+    """One proxied connection path, e.g. ``worker-1->engine``."""
+
+    name: str
+    """Proxy name in Toxiproxy."""
+    listen: str
+    """``127.0.0.1:PORT`` clients connect to (picked by Toxiproxy)."""
+    upstream: str
+    """``127.0.0.1:PORT`` of the real server."""
+
+    @property
+    def port(self) -> int:
+        """Port clients connect to."""
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class Toxiproxy:
+    """Client of one Toxiproxy server's HTTP API."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        """API host."""
+        self.port = port
+        """API port."""
+        self._server = _Server()
+
+    @contextmanager
+    def _api(self) -> Iterator[Any]:
+        with _globals_lock:
+            APIConsumer.host, APIConsumer.port = self.host, self.port
+            yield self._server
+
+    def create(self, name: str, upstream: str) -> Link:
+        """Create a proxy listening on a free loopback port (replacing one of the same name)."""
+        with self._api() as server:
+            old = server.get_proxy(name)
+            if old is not None:
+                old.destroy()
+            proxy = server.create(upstream=upstream, name=name, listen="127.0.0.1:0", enabled=True)
+            return Link(name=name, listen=proxy.listen, upstream=upstream)
+
+    def destroy(self, name: str) -> None:
+        """Remove a proxy (its clients lose their connections)."""
+        with self._api() as server:
+            proxy = server.get_proxy(name)
+            if proxy is not None:
+                proxy.destroy()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Disable (drop connections, refuse new ones) or re-enable a proxy."""
+        with self._api() as server:
+            proxy = server.get_proxy(name)
+            if proxy is None:
+                raise KeyError(f"no link {name!r}")
+            if enabled:
+                proxy.enable()
+            else:
+                proxy.disable()
+
+    def add_toxic(self, link: str, toxic: str, type: str, attributes: dict[str, Any],
+                  stream: str = "downstream", toxicity: float = 1.0) -> None:
+        """Add a toxic (latency, timeout, reset_peer, bandwidth, ...) to a link."""
+        with self._api() as server:
+            proxy = server.get_proxy(link)
+            if proxy is None:
+                raise KeyError(f"no link {link!r}")
+            proxy.add_toxic(name=toxic, type=type, stream=stream, toxicity=toxicity, attributes=attributes)
+
+    def remove_toxic(self, link: str, toxic: str) -> None:
+        """Remove one toxic from a link."""
+        with self._api() as server:
+            proxy = server.get_proxy(link)
+            if proxy is not None:
+                proxy.destroy_toxic(toxic)
+
+    def names(self) -> list[str]:
+        """Names of every proxy on the server."""
+        with self._api() as server:
+            return sorted(server.proxies())
+
+    def version(self) -> str:
+        """The server's version string."""
+        with self._api() as server:
+            raw = server.version()
+            return raw.decode().strip() if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,212 @@
+"""Managed processes: start, health-check, signal, restart and stop one server of a stack.
+
+Each process runs in its own session (process group), so a signal reaches the whole group, as a
+machine or container dying would, and the reaper can kill the group if the harness dies. Its
+output goes to a log file in the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import reaper
+
+class HealthTimeout(RuntimeError):
+    """A process did not become healthy in time."""
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to tell a process is ready: an HTTP URL answering 2xx, a TCP port, or a log line."""
+
+    http: str | None = None
+    tcp: tuple[str, int] | None = None
+    log: str | None = None
+
+    def describe(self) -> str:
+        """A short human description for errors and progress lines."""
+        if self.http:
+            return f"GET {self.http}"
+        if self.tcp:
+            return f"tcp {self.tcp[0]}:{self.tcp[1]}"
+        return f"log line /{self.log}/" if self.log else "started"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on host right now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when GET url answers 2xx."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
+            return 200 <= int(resp.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    """One server process of a stack, restartable with the same command, env and ports."""
+
+    name: str
+    """Unique name within the stack, e.g. ``api`` or ``worker-2``."""
+    argv: list[str]
+    """Command line."""
+    log_path: Path
+    """File that collects stdout and stderr of every incarnation."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment on top of the harness's own."""
+    roles: tuple[str, ...] = ()
+    """What the process does for its system: api, worker, engine, db, proxy, downstream."""
+    health: Health = field(default_factory=Health)
+    """Readiness check."""
+    cwd: Path | None = None
+    """Working directory."""
+    user: str | None = None
+    """Run as this OS user (Postgres refuses to run as root)."""
+    stop_grace_s: float = 10.0
+    """How long a graceful stop waits after SIGTERM before SIGKILL."""
+    popen: subprocess.Popen[bytes] | None = None
+    """The current incarnation, if started."""
+    incarnation: int = 0
+    """How many times it was started."""
+    _log_offset: int = 0
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the current incarnation."""
+        return self.popen.pid if self.popen else None
+
+    def alive(self) -> bool:
+        """True while the current incarnation runs (a paused process is alive)."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        """Start a new incarnation (no health wait)."""
+        if self.alive():
+            raise RuntimeError(f"{self.name} is already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            log.write(f"--- harness: start #{self.incarnation + 1} of {self.name} at {time.time():.3f}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
+                user=self.user,
+                start_new_session=True,
+            )
+        reaper.watch(self.popen.pid)
+        self.incarnation += 1
+
+    def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Block until the health check passes; return the seconds it took."""
+        t0 = time.monotonic()
+        pattern = re.compile(self.health.log) if self.health.log else None
+        while True:
+            if not self.alive():
+                raise HealthTimeout(f"{self.name} exited with status {self.exit_code()} (log: {self.log_path})")
+            if self._healthy(pattern):
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise HealthTimeout(
+                    f"{self.name} not healthy after {timeout:.0f}s ({self.health.describe()}; log: {self.log_path})"
+                )
+            time.sleep(0.05)
+
+    def _healthy(self, pattern: re.Pattern[str] | None) -> bool:
+        h = self.health
+        if h.http and not http_ok(h.http):
+            return False
+        if h.tcp and not tcp_open(*h.tcp):
+            return False
+        if pattern is not None:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                if not pattern.search(f.read().decode(errors="replace")):
+                    return False
+        return True
+
+    def exit_code(self) -> int | None:
+        """Exit status of the current incarnation (negative: killed by that signal)."""
+        return self.popen.poll() if self.popen else None
+
+    def signal(self, sig: int) -> None:
+        """Send sig to the whole process group of the current incarnation."""
+        if self.popen is None:
+            raise RuntimeError(f"{self.name} was never started")
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the group and reap it."""
+        if self.popen is None:
+            return
+        self.signal(signal.SIGKILL)
+        self._reap(timeout=10)
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Graceful stop: SIGCONT (in case it is paused), SIGTERM, wait, then SIGKILL."""
+        stop_all([self], grace_s)
+
+    def _reap(self, timeout: float) -> None:
+        assert self.popen is not None
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process always goes
+            pass
+        reaper.forget(self.popen.pid)
+
+    def restart(self, health_timeout: float = 60.0) -> float:
+        """Start again after a stop or kill; return seconds to healthy."""
+        if self.alive():
+            self.stop()
+        self.start()
+        return self.wait_healthy(health_timeout)
+
+
+def stop_all(procs: list[ManagedProcess], grace_s: float | None = None) -> None:
+    """Stop processes together: SIGTERM to all, wait up to each one's grace, then SIGKILL the groups."""
+    running = [p for p in procs if p.popen is not None]
+    for p in running:
+        if p.alive():
+            p.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            p.signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    for p in running:
+        assert p.popen is not None
+        remaining = (p.stop_grace_s if grace_s is None else grace_s) - (time.monotonic() - t0)
+        try:
+            p.popen.wait(timeout=max(0.0, remaining))
+        except subprocess.TimeoutExpired:
+            pass
+        p.signal(signal.SIGKILL)  # stragglers of the group, even after the leader exited
+        p._reap(timeout=10)

@@ -1,0 +1,190 @@
+"""The runner: one scenario against each system, start to finish.
+
+For each system: stack up (every process health-checked), warm-up (proves the pipeline works,
+not measured), measured load with the schedule injecting faults, heal everything, drain, stack
+down on every path, then the checker reads the ledger. Systems run one after the other so they
+never compete for the machine's cores.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import report, results
+from harness.checker import IdentityError, RunCheck, check
+from harness.faults import ActiveFault, Nemeses, not_applicable
+from harness.ledger import Ledger
+from harness.load import AsyncDriver, LoadDriver, LoadPlan
+from harness.sampler import Sampler
+from harness.scenario import Params, Scenario
+from harness.schedule import Observation, Schedule
+from harness.services import Infra
+from harness.spec import SystemSpec
+from harness.stack import Stack
+
+Progress = Callable[[str], None]
+DriverFactory = Callable[[], LoadDriver]
+
+WARMUP_RATE = 5.0
+"""Warm-up requests per second."""
+WARMUP_TIMEOUT_S = 60.0
+"""Longest wait for the warm-up tasks to complete before the stack is declared broken."""
+
+
+class StackBroken(RuntimeError):
+    """The system did not complete its warm-up tasks: nothing measured would mean anything."""
+
+
+@dataclass
+class SystemRun:
+    """One system's part of a scenario run."""
+
+    system: str
+    """System name."""
+    run_dir: Path
+    """Its directory (ledger, logs)."""
+    applicable: bool
+    """False when the scenario's faults have nothing to hit in this system."""
+    reason: str = ""
+    """Why it is not applicable."""
+    check: RunCheck | None = None
+    """What the checker concluded."""
+    drain_s: float = 0.0
+    """Seconds spent draining."""
+    drain_end: str = ""
+    """Why the drain ended: ``complete``, ``quiet`` or ``deadline``."""
+    stack_up_s: float = 0.0
+    """Seconds from start until every process was healthy."""
+
+    def as_result(self) -> dict[str, Any]:
+        """The ``runs[]`` entry of results.json."""
+        if not self.applicable or self.check is None:
+            return {"system": self.system, "applicable": False, "reason": self.reason}
+        return {**self.check.as_result(), "drain_s": round(self.drain_s, 3), "drain_end": self.drain_end,
+                "stack_up_s": round(self.stack_up_s, 3), "ledger": str(self.run_dir.name + "/ledger.db")}
+
+
+def _wait_warmup(ledger: Ledger, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if ledger.missing_effects("warmup") == 0:
+            return
+        time.sleep(0.1)
+    missing = ledger.missing_effects("warmup")
+    accepted = ledger.count_accepted("warmup")
+    raise StackBroken(f"warm-up: {accepted - missing}/{accepted} accepted tasks completed within "
+                      f"{WARMUP_TIMEOUT_S:.0f}s (the stack is not processing tasks)")
+
+
+def drain(ledger: Ledger, quiet_s: float, deadline_s: float) -> tuple[float, str]:
+    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline."""
+    t0 = time.time()
+    while True:
+        now = time.time()
+        if ledger.missing_effects() == 0:
+            return now - t0, "complete"
+        last = max(ledger.last_activity() or t0, t0)
+        if now - last >= quiet_s:
+            return now - t0, "quiet"
+        if now - t0 >= deadline_s:
+            return now - t0, "deadline"
+        time.sleep(0.2)
+
+
+def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
+               progress: Progress, driver_factory: DriverFactory = AsyncDriver) -> SystemRun:
+    """Run scenario against one system; the stack is down again when this returns or raises."""
+    run_dir = out_dir / spec.name
+    schedule = Schedule(scenario.steps(params), params.seed)
+    reasons = [r for s in schedule.steps if (r := not_applicable(s.fault, spec))]
+    if reasons:
+        progress(f"{scenario.name}/{spec.name}: not applicable ({reasons[0]})")
+        return SystemRun(spec.name, run_dir, applicable=False, reason=reasons[0])
+    ledger = Ledger.create(run_dir / "ledger.db")
+    ledger.set_meta("scenario", scenario.name)
+    ledger.set_meta("system", spec.name)
+    stack = Stack(spec, run_dir, ledger, infra, params.task_config(), run_id, progress)
+    nemesis = Nemeses()
+    result = SystemRun(spec.name, run_dir, applicable=True)
+    try:
+        progress(f"{scenario.name}/{spec.name}: starting stack")
+        t_up = time.monotonic()
+        stack.up()
+        result.stack_up_s = time.monotonic() - t_up
+        nemesis.setup(stack, ledger, random.Random(params.seed))
+        with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
+            if params.warmup:
+                progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
+                warm = LoadPlan(rate=WARMUP_RATE, duration_s=params.warmup / WARMUP_RATE, kind=params.kind,
+                                params={**params.job_params(), "fail_p": 0.0, "hang_p": 0.0},
+                                timeout_s=params.client_timeout_s, phase="warmup", id_prefix="w")
+                driver = driver_factory()
+                driver.start(stack.api_url, warm, ledger, spec.name)
+                driver.wait()
+                _wait_warmup(ledger, time.monotonic() + WARMUP_TIMEOUT_S)
+            progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
+                     f" ({len(schedule.steps)} fault step(s))")
+            t0 = time.time()
+            ledger.set_meta("t0", t0)
+            driver = driver_factory()
+            driver.start(stack.api_url, params.load(), ledger, spec.name)
+            active: list[ActiveFault] = []
+            while True:
+                elapsed = time.time() - t0
+                load_done = driver.wait(timeout=0)
+                if elapsed <= params.duration_s and not load_done:
+                    obs = Observation(elapsed, ledger.count_accepted(),
+                                      ledger.count_in_flight() if schedule.needs_in_flight else -1)
+                    for fault in schedule.due(obs):
+                        progress(f"  t={elapsed:5.1f}s {fault.action} {fault.target}")
+                        active.append(nemesis.invoke(fault))
+                for a in [a for a in active if time.time() >= a.heal_at]:
+                    nemesis.heal(a)
+                    active.remove(a)
+                    progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
+                if load_done and not active:
+                    break
+                time.sleep(0.05)
+            nemesis.teardown()
+            ledger.set_meta("load_end", time.time())
+            progress(f"{scenario.name}/{spec.name}: draining (quiet {spec.drain_quiet_s:g}s,"
+                     f" deadline {params.drain_deadline_s:g}s)")
+            result.drain_s, result.drain_end = drain(ledger, spec.drain_quiet_s, params.drain_deadline_s)
+            ledger.set_meta("drain_end", time.time())
+    finally:
+        try:
+            nemesis.teardown()
+        finally:
+            stack.down()
+    result.check = check(ledger, spec.name)
+    c = result.check.counts
+    progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
+             f" duplicated {c.duplicated} retried {c.retried} (drain {result.drain_s:.1f}s, {result.drain_end})")
+    return result
+
+
+def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, out_dir: Path, infra: Infra,
+                 run_id: str, progress: Progress, driver_factory: DriverFactory = AsyncDriver) -> dict[str, Any]:
+    """Run scenario against each system; write results.json and index.html into out_dir.
+
+    Raises IdentityError after writing the results when an identity fails (a harness bug).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    runs: list[SystemRun] = []
+    try:
+        for spec in systems:
+            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory))
+    finally:
+        results.redact(out_dir, infra.secrets())
+    doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)
+    results.write(out_dir, doc)
+    report.write_scenario(out_dir, doc)
+    broken = [f"{r['system']}: {b}" for r in doc["runs"] for b in r.get("identities_broken", [])]
+    if broken:
+        raise IdentityError(f"{scenario.name}: identities broken (harness bug): " + "; ".join(broken))
+    return doc

@@ -1,0 +1,55 @@
+"""Samples over time: resident memory of each process of a stack, written to the ledger."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import psutil
+
+from harness.ledger import Ledger
+from harness.procs import ManagedProcess
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants (0 when it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+class Sampler:
+    """A thread that records every process's RSS every ``interval_s`` until stopped."""
+
+    def __init__(self, ledger: Ledger, processes: Callable[[], list[ManagedProcess]], interval_s: float = 1.0) -> None:
+        self.ledger = ledger
+        """Where samples go."""
+        self.processes = processes
+        """Returns the processes to sample (looked up each time: restarts change pids)."""
+        self.interval_s = interval_s
+        """Sampling period."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for proc in self.processes():
+                if proc.pid is not None and proc.alive():
+                    self.ledger.record_sample(proc.name, "rss_bytes", tree_rss(proc.pid))
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)

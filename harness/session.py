@@ -1,0 +1,82 @@
+"""A session: the runs of one command (``harness run`` or one pytest session) under one run id.
+
+It owns the shared servers (started on first need, stopped at close, also on Ctrl-C), gives
+each scenario its directory ``reports/<run-id>/<scenario>/``, and at close writes the run's
+index page and points ``reports/latest`` at it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import report
+from harness.load import AsyncDriver
+from harness.runner import DriverFactory, Progress, run_scenario
+from harness.scenario import Params, Scenario
+from harness.services import Infra
+from harness.spec import PROJECT_ROOT, SystemSpec
+
+REPORTS_DIR = PROJECT_ROOT / "reports"
+"""Default home of run directories."""
+
+
+def new_run_id() -> str:
+    """Sortable, unique id of a run: UTC time plus a few random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _print(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Session:
+    """Shared servers and output directories for several scenario runs."""
+
+    def __init__(self, root: Path | None = None, progress: Progress = _print,
+                 driver_factory: DriverFactory = AsyncDriver) -> None:
+        self.run_id = new_run_id()
+        """Id of this session's run."""
+        self.root = root or REPORTS_DIR / self.run_id
+        """Directory of this run (``reports/<run-id>`` unless given)."""
+        self.progress = progress
+        """One-line progress callback."""
+        self.driver_factory = driver_factory
+        """Makes the load driver of each system run."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.infra = Infra(self.root / "logs", progress)
+        """Servers shared by every scenario of the session."""
+        self.results: list[dict[str, Any]] = []
+        """results.json documents written so far."""
+
+    def run(self, scenario: Scenario, systems: list[SystemSpec], params: Params,
+            out_dir: Path | None = None) -> dict[str, Any]:
+        """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
+        out = out_dir or self.root / scenario.name
+        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory)
+        self.results.append(doc)
+        return doc
+
+    def close(self) -> None:
+        """Stop the shared servers, write the run index, point reports/latest here."""
+        try:
+            self.infra.close()
+        finally:
+            if self.results and not (self.root / "results.json").exists():  # else root is a scenario's page
+                report.write_run_index(self.root, self.results)
+                if self.root.parent == REPORTS_DIR:
+                    latest = REPORTS_DIR / "latest"
+                    tmp = REPORTS_DIR / f".latest-{os.getpid()}"
+                    tmp.unlink(missing_ok=True)
+                    tmp.symlink_to(self.root.name, target_is_directory=True)
+                    tmp.replace(latest)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,171 @@
+"""The stack of one run: a system's processes, its downstream service and its Toxiproxy links.
+
+Every process gets a port picked free at run time on 127.0.0.1 (kept across restarts), the
+harness environment (ledger URL, system and process names, task settings), and one link per
+service it reaches, named ``<process>-><service>``, so a fault can hit one worker's link alone.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
+from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
+from harness.links import Link
+from harness.procs import Health, ManagedProcess, free_port, stop_all
+from harness.services import DB_LINK, Infra, Progress
+from harness.spec import PROJECT_ROOT, SystemSpec, health_of
+
+GRACE_S = 10
+"""Graceful-shutdown time given to API processes (``--timeout-graceful-shutdown``)."""
+
+
+SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "postgres": ("db",)}}
+"""Shared processes each harness service brings, with their roles."""
+
+
+def planned_processes(spec: SystemSpec) -> dict[str, tuple[str, ...]]:
+    """Every process a run of spec will have (own, downstream, shared), with roles, before it starts."""
+    procs: dict[str, tuple[str, ...]] = {"downstream": ("downstream",)}
+    for t in spec.processes:
+        procs.update({name: t.roles for name in t.instance_names()})
+    for service in spec.services:
+        procs.update(SERVICE_PROCESSES.get(service, {}))
+    return procs
+
+
+def planned_links(spec: SystemSpec) -> list[str]:
+    """Every link a run of spec will have, before it starts."""
+    links = [f"{name}->{svc}" for t in spec.processes for name in t.instance_names() for svc in t.links]
+    return links + ([DB_LINK] if "hatchet" in spec.services else [])
+
+
+def match_links(pattern: str, names: list[str]) -> list[str]:
+    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``)."""
+    rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
+    return [n for n in names if rx.match(n)]
+
+
+class Stack:
+    """All processes and links of one system's run, started in order and stopped on every path."""
+
+    def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
+                 run_id: str, progress: Progress) -> None:
+        self.spec = spec
+        """The system."""
+        self.run_dir = run_dir
+        """Where logs go (``run_dir/logs``)."""
+        self.ledger = ledger
+        """The run's ledger."""
+        self.infra = infra
+        """Shared servers (Toxiproxy, Postgres, engine)."""
+        self.task_config = task_config
+        """Retries, timeouts and slots passed to the system."""
+        self.namespace = re.sub(r"[^a-z0-9]+", "_", f"{run_id}_{spec.name}".lower()) + "_"
+        """Hatchet namespace of this run, so leftovers of other runs never reach its workers."""
+        self.progress = progress
+        """One-line progress callback."""
+        self.processes: dict[str, ManagedProcess] = {}
+        """Own processes by name (downstream included), in start order."""
+        self.links: dict[str, Link] = {}
+        """Toxiproxy links by name."""
+        self.api_url = ""
+        """Base URL of the (first) api process."""
+
+    def _base_env(self, process: str) -> dict[str, str]:
+        return {
+            ENV_LEDGER: self.ledger.url,
+            ENV_SYSTEM: self.spec.name,
+            ENV_PROCESS: process,
+            ENV_TASK_CONFIG: self.task_config.model_dump_json(),
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _link(self, process: str, service: str) -> dict[str, str]:
+        """Create ``process->service`` and return the environment pointing the process at it."""
+        toxi = self.infra.toxiproxy
+        assert toxi is not None
+        if service == "downstream":
+            upstream = f"127.0.0.1:{self._downstream_port}"
+        elif service == "engine":
+            if self.infra.hatchet is None:
+                raise ValueError(f"{self.spec.name}: link 'engine' needs services = [\"hatchet\"]")
+            upstream = f"127.0.0.1:{self.infra.hatchet.grpc_port}"
+        else:
+            raise ValueError(f"{self.spec.name}: unknown link {service!r} (known: downstream, engine)")
+        link = toxi.create(f"{process}->{service}", upstream)
+        self.links[link.name] = link
+        if service == "downstream":
+            return {ENV_DOWNSTREAM: f"http://{link.listen}"}
+        return {"HATCHET_CLIENT_HOST_PORT": link.listen}
+
+    def up(self) -> None:
+        """Start the downstream, create links, start every process and wait until all are healthy."""
+        logs = self.run_dir / "logs"
+        self.infra.ensure(self.spec.services)
+        self._downstream_port = free_port()
+        downstream = ManagedProcess(
+            name="downstream",
+            argv=[sys.executable, "-m", "harness.downstream", "--port", str(self._downstream_port)],
+            env=self._base_env("downstream"),
+            log_path=logs / "downstream.log",
+            roles=("downstream",),
+            health=Health(http=f"http://127.0.0.1:{self._downstream_port}/healthz"),
+            cwd=PROJECT_ROOT,
+            stop_grace_s=2,
+        )
+        self.processes["downstream"] = downstream
+        downstream.start()
+        service_env: dict[str, str] = {}
+        if "hatchet" in self.spec.services and self.infra.hatchet:
+            service_env = self.infra.hatchet.client_env(self.namespace)
+        for template in self.spec.processes:
+            for name in template.instance_names():
+                port = free_port()
+                subst = {"python": sys.executable, "port": str(port), "grace_s": str(GRACE_S)}
+                env = {**self._base_env(name), **service_env, **template.env}
+                for service in template.links:
+                    env.update(self._link(name, service))
+                proc = ManagedProcess(
+                    name=name,
+                    argv=[arg.format(**subst) for arg in template.command],
+                    env=env,
+                    log_path=logs / f"{name}.log",
+                    roles=template.roles,
+                    health=health_of(template, subst),
+                    cwd=PROJECT_ROOT,
+                    stop_grace_s=GRACE_S + 5,
+                )
+                self.processes[name] = proc
+                if "api" in template.roles and not self.api_url:
+                    self.api_url = f"http://127.0.0.1:{port}"
+                proc.start()
+        for proc in self.processes.values():
+            took = proc.wait_healthy(90)
+            self.progress(f"  {self.spec.name}/{proc.name} healthy in {took:.1f}s")
+
+    def targets(self, selector: str) -> list[ManagedProcess]:
+        """Processes a fault may hit: by exact name, else by role, own processes before shared ones."""
+        pool = list(self.processes.values()) + self.infra.processes(self.spec.services)
+        named = [p for p in pool if p.name == selector]
+        return named or [p for p in pool if selector in p.roles]
+
+    def link_names(self, pattern: str) -> list[str]:
+        """Links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""
+        shared = [DB_LINK] if "hatchet" in self.spec.services and self.infra.db_link else []
+        return match_links(pattern, [*self.links, *shared])
+
+    def down(self) -> None:
+        """Stop own processes (workers before APIs, downstream last) and remove the links."""
+        stop_all(list(reversed(self.processes.values())))
+        toxi = self.infra.toxiproxy
+        if toxi is not None:
+            for name in self.links:
+                try:
+                    toxi.destroy(name)
+                except Exception:  # noqa: BLE001 - the server may be gone; nothing to clean then
+                    pass
+        self.links.clear()

@@ -1,0 +1,18 @@
+"""baseline: no fault. Both systems must lose nothing; the numbers show the cost of durability."""
+
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+
+SCENARIO = Scenario(
+    name="baseline",
+    fault="none",
+    claim="both lose 0; the cost of durability in latency and throughput",
+)
+
+
+def test_baseline(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    for run in (r.native, r.hatchet):
+        assert run.accepted == run.attempted, f"{run.system}: {run.summary}"
+        assert run.lost == 0, f"{run.system}: {run.summary}"
+        assert run.completed == run.accepted, f"{run.system}: {run.summary}"

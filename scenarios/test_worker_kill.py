@@ -1,0 +1,22 @@
+"""worker-kill: SIGKILL a worker mid-task, then restart it (native's worker is its API process)."""
+
+from harness.faults import Fault
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+from harness.schedule import At, Step
+
+SCENARIO = Scenario(
+    name="worker-kill",
+    fault="SIGKILL one worker process fault_at_s into the load, restart it after downtime_s",
+    claim="Hatchet reassigns the dead worker's tasks after its ~30 s heartbeat timeout: 0 lost, maybe duplicates",
+    defaults={"job_s": 2.0, "downtime_s": 2.0},
+    steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "worker", p.downtime_s))],
+)
+
+
+def test_worker_kill(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    assert r.hatchet.lost == 0, f"hatchet lost tasks of the killed worker: {r.hatchet.summary}"
+    assert r.native.lost > 0, f"native kept every accepted task through SIGKILL: {r.native.summary}"
+    print(f"hatchet: {r.hatchet.duplicated} duplicated, {r.hatchet.retried} retried, "
+          f"recovery {r.hatchet.recovery_s} s")
