@@ -42,8 +42,10 @@ class Latency:
     def of(cls, seconds: Sequence[float]) -> Latency:
         """Nearest-rank percentiles of durations given in seconds."""
         xs = sorted(seconds)
-        return cls(*(None if not xs else round(1000 * x, 3)
-                     for x in (percentile(xs, 50), percentile(xs, 95), percentile(xs, 99), xs[-1])), n=len(xs))
+        if not xs:
+            return cls(None, None, None, None, n=0)
+        p50, p95, p99 = (round(1000 * percentile(xs, p), 3) for p in (50, 95, 99))
+        return cls(p50, p95, p99, round(1000 * xs[-1], 3), n=len(xs))
 
 
 def percentile(sorted_xs: Sequence[float], p: float) -> float:
@@ -238,7 +240,8 @@ def check(ledger: Ledger, system: str) -> RunCheck:
             "recovery_s": rec,
         })
     # The run recovers when its slowest fault does; one fault that never recovers makes it None.
-    recovery = max(recoveries) if recoveries and None not in recoveries else None
+    known = [r for r in recoveries if r is not None]
+    recovery = max(known) if known and len(known) == len(recoveries) else None
     return RunCheck(
         system=system,
         counts=counts,

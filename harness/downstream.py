@@ -28,10 +28,10 @@ def serve(port: int, recorder: Recorder) -> None:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self._reply(200 if self.path == "/healthz" else 404, {"status": "ok"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/send":
                 self._reply(404, {"error": "not found"})
                 return

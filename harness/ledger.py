@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS events (
     t REAL NOT NULL,
     detail TEXT
 );
+CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id, type);
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY,
     t_start REAL NOT NULL,
@@ -227,28 +228,30 @@ class Ledger:
     def samples(self, metric: str | None = None) -> list[Sample]:
         """Measurements over time."""
         sql = "SELECT t, source, metric, value FROM samples"
-        rows = self.conn.execute(sql + (" WHERE metric=?" if metric else "") + " ORDER BY t", (metric,) if metric else ())
-        return [Sample(*r) for r in rows]
+        where = (" WHERE metric=?", (metric,)) if metric else ("", ())
+        return [Sample(*r) for r in self.conn.execute(sql + where[0] + " ORDER BY t", where[1])]
+
+    def _count(self, sql: str, args: tuple[Any, ...] = ()) -> int:
+        return int(self.conn.execute(sql, args).fetchone()[0])
 
     def count_accepted(self, phase: str = "measure") -> int:
         """How many requests of a phase were accepted so far (for schedules)."""
-        return int(self.conn.execute("SELECT count(*) FROM ops WHERE outcome='ok' AND phase=?", (phase,)).fetchone()[0])
+        return self._count("SELECT count(*) FROM ops WHERE outcome='ok' AND phase=?", (phase,))
 
     def count_in_flight(self) -> int:
         """How many attempts started and have neither an effect nor an error yet."""
-        return int(self.conn.execute(
-            "SELECT count(*) FROM (SELECT task_id, attempt, process, pid FROM events WHERE type IN ('start','effect','error')"
-            " GROUP BY task_id, attempt, process, pid"
-            " HAVING sum(type='start') > sum(type IN ('effect','error')))"
-        ).fetchone()[0])
+        return self._count(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE type IN ('start','effect','error')"
+            " GROUP BY task_id, attempt, process, pid HAVING sum(type='start') > sum(type IN ('effect','error')))"
+        )
 
     def missing_effects(self, phase: str = "measure") -> int:
         """Accepted tasks of a phase with no effect yet (the drain waits for this to reach 0)."""
-        return int(self.conn.execute(
+        return self._count(
             "SELECT count(*) FROM ops o WHERE o.outcome='ok' AND o.phase=?"
             " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id=o.task_id AND e.type='effect')",
             (phase,),
-        ).fetchone()[0])
+        )
 
     def last_activity(self) -> float | None:
         """Time of the newest effect-log record (the drain's quiet timer)."""
@@ -289,7 +292,8 @@ class Recorder:
         return cls(Ledger(env[ENV_LEDGER]), env[ENV_SYSTEM], env[ENV_PROCESS])
 
     def _write(self, task_id: str, type: EventType, attempt: int, detail: str | None) -> None:
-        self.ledger.record_event(Event(task_id, self.system, type, attempt, self.process, os.getpid(), time.time(), detail))
+        ev = Event(task_id, self.system, type, attempt, self.process, os.getpid(), time.time(), detail)
+        self.ledger.record_event(ev)
 
     def started(self, task_id: str, attempt: int) -> None:
         """An execution attempt of task_id began."""

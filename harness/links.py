@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from toxiproxy.api import APIConsumer  # type: ignore[import-untyped]
-from toxiproxy.server import Toxiproxy as _Server  # type: ignore[import-untyped]
+from toxiproxy.api import APIConsumer
+from toxiproxy.server import Toxiproxy as _Server
 
 _globals_lock = threading.RLock()
 

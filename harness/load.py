@@ -43,7 +43,7 @@ class LoadPlan:
     @property
     def count(self) -> int:
         """How many requests the plan sends."""
-        return int(round(self.rate * self.duration_s))
+        return round(self.rate * self.duration_s)
 
 
 class LoadDriver(Protocol):
@@ -103,7 +103,8 @@ class AsyncDriver:
                 delay = intended - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.create_task(self._one(client, f"{plan.id_prefix}{i:07d}", intended, plan, ledger, system))
+                task_id = f"{plan.id_prefix}{i:07d}"
+                task = asyncio.create_task(self._one(client, task_id, intended, plan, ledger, system))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 self.sent += 1

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness import reaper
 
+
 class HealthTimeout(RuntimeError):
     """A process did not become healthy in time."""
 
@@ -60,7 +61,7 @@ def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     """True when GET url answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -210,3 +211,27 @@ def stop_all(procs: list[ManagedProcess], grace_s: float | None = None) -> None:
             pass
         p.signal(signal.SIGKILL)  # stragglers of the group, even after the leader exited
         p._reap(timeout=10)
+
+
+RUN_MARKER = "HARNESS_RUN_ROOT"
+"""Environment variable every process of a run inherits (its run directory): finds leftovers."""
+
+
+def processes_marked(root: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes whose environment carries RUN_MARKER=root."""
+    needle = f"{RUN_MARKER}={root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            status = (entry / "stat").read_text()
+            if status.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie holds nothing; its parent reaps it
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        found.append((int(entry.name), cmd))
+    return found

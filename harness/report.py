@@ -71,7 +71,8 @@ def write_run_index(root: Path, docs: list[dict[str, Any]]) -> Path:
             if not run.get("applicable", True):
                 cells = f"<td class='na' colspan='5'>not applicable: {e(run.get('reason', ''))}</td>"
             else:
-                cells = "".join(_cell(run, k) for k in ("accepted", "completed", "lost", "duplicated", "throughput_tps"))
+                keys = ("accepted", "completed", "lost", "duplicated", "throughput_tps")
+                cells = "".join(_cell(run, k) for k in keys)
             rows += (f"<tr><td><a href='{e(doc['scenario'])}/index.html'>{e(doc['scenario'])}</a></td>"
                      f"<td>{e(run['system'])}</td>{cells}</tr>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>run {e(root.name)}</title>"

@@ -159,7 +159,8 @@ class HatchetEngine:
         run_env = {**os.environ, **env}
         self._admin([str(tools.hatchet_bin("hatchet-migrate"))], run_env, "hatchet-migrate")
         self._admin([str(tools.hatchet_bin("hatchet-admin")), "quickstart", "--skip", "certs",
-                     "--generated-config-dir", str(config_dir), "--overwrite=false"], run_env, "hatchet-admin quickstart")
+                     "--generated-config-dir", str(config_dir), "--overwrite=false"], run_env,
+                    "hatchet-admin quickstart")
         out = self._admin([str(tools.hatchet_bin("hatchet-admin")), "token", "create", "--config", str(config_dir),
                            "--tenant-id", HATCHET_TENANT], run_env, "hatchet-admin token create")
         self.token = out.strip().splitlines()[-1].strip()

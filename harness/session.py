@@ -16,13 +16,14 @@ from typing import Any
 
 from harness import report
 from harness.load import AsyncDriver
+from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
 from harness.scenario import Params, Scenario
 from harness.services import Infra
 from harness.spec import PROJECT_ROOT, SystemSpec
 
-REPORTS_DIR = PROJECT_ROOT / "reports"
-"""Default home of run directories."""
+REPORTS_DIR = Path(os.environ.get("HARNESS_REPORTS_DIR", PROJECT_ROOT / "reports"))
+"""Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``)."""
 
 
 def new_run_id() -> str:
@@ -48,6 +49,7 @@ class Session:
         self.driver_factory = driver_factory
         """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
+        os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
         self.infra = Infra(self.root / "logs", progress)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []

@@ -108,6 +108,8 @@ def health_of(template: ProcessTemplate, subst: dict[str, str]) -> Health:
 
 
 def find_systems(apps_dir: Path = APPS_DIR) -> dict[str, SystemSpec]:
-    """Every system with an ``apps/<name>/system.toml``, by name."""
+    """Every system with an ``apps/<name>/system.toml``, by name, native first."""
     specs = [SystemSpec.load(p) for p in sorted(apps_dir.glob("*/system.toml"))]
+    # The baseline system first, so every table reads "native vs the others".
+    specs.sort(key=lambda s: (s.name != "native", s.name))
     return {s.name: s for s in specs}

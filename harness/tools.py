@@ -121,7 +121,8 @@ def build_hatchet(out: Path) -> None:
                           env=env, capture_output=True, text=True)
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Dir" not in info:
-        raise ToolMissing(f"cannot download {HATCHET_MODULE}@{HATCHET_VERSION}: {info.get('Error') or proc.stderr.strip()}")
+        why = info.get("Error") or proc.stderr.strip()
+        raise ToolMissing(f"cannot download {HATCHET_MODULE}@{HATCHET_VERSION}: {why}")
     _run_with_heartbeat(
         f"compiling hatchet {HATCHET_VERSION}",
         [go, "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",

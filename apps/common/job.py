@@ -99,7 +99,8 @@ async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
             await asyncio.to_thread(_burn, params.duration_s)
         else:
             await asyncio.sleep(params.duration_s)
-        if attempt < params.fail_first or (params.fail_p and _draw(config.seed, req.task_id, attempt, "fail") < params.fail_p):
+        unlucky = params.fail_p and _draw(config.seed, req.task_id, attempt, "fail") < params.fail_p
+        if attempt < params.fail_first or unlucky:
             raise JobFailure(f"attempt {attempt} of {req.task_id} failed on purpose")
         if params.downstream:
             resp = await _downstream().post("/send", json={"task_id": req.task_id, "attempt": attempt})

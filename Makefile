@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh machine (Python 3.11 and Go on PATH, nothing else):
+#   make report   set up, run every default-tier scenario against both systems, print the report path
+#   make test     set up, run the unit tests and `pytest scenarios/` on the real stack
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: help setup venv tools report test unit scenarios lint bench clean
+
+help:
+	@echo "make report   set up and run every scenario against both systems; prints the report path"
+	@echo "make test     set up and run unit tests plus pytest scenarios/ (real Postgres, Hatchet, workers)"
+	@echo "make lint     ruff and mypy"
+	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
+
+setup: venv tools
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: Python 3.11 is required (found " + sys.version.split()[0] + " at " + sys.executable + "); set PYTHON=/path/to/python3.11")'
+	@echo "==> creating $(VENV) and installing pinned Python dependencies (requirements.lock)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+tools: venv
+	@echo "==> pinned servers: Hatchet engine and Toxiproxy (built once from the Go module proxy, then cached)"
+	@$(BIN)/python -m harness.tools
+
+report: setup
+	@$(BIN)/harness run all --system both
+
+test: setup
+	@$(BIN)/pytest
+
+unit: venv
+	@$(BIN)/pytest tests
+
+scenarios: setup
+	@$(BIN)/pytest scenarios
+
+lint: venv
+	@$(BIN)/ruff check harness apps scenarios tests
+	@$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .tools reports/2* reports/latest .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,62 @@
+"""The command line: bad input gets one clear line and exit status 2, and nothing runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.spec import PROJECT_ROOT
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_list_names_every_scenario_and_system() -> None:
+    out = harness("list")
+    assert out.returncode == 0, out.stderr
+    for name in ("baseline", "app-kill", "worker-kill", "native", "hatchet"):
+        assert name in out.stdout
+
+
+def test_help_explains_every_run_option() -> None:
+    out = harness("run", "--help")
+    assert out.returncode == 0
+    for option in ("--system", "--seed", "--param", "--out", "SCENARIO"):
+        assert option in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+        (["run", "baseline", "--system", "celery"], "--system 'celery'"),
+        (["run", "baseline", "--param", "rate"], "expected NAME=VALUE"),
+        (["run", "baseline", "--param", "nonsense=1"], "unknown parameter 'nonsense'"),
+        (["run", "baseline", "--param", "rate=fast"], "parameter rate: expected float"),
+        (["run", "baseline", "--seed", "x"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    out = harness(*args)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert message in lines[-1], out.stderr
+    assert lines[-1].startswith("harness: error:")
+    assert "Traceback" not in out.stderr
+
+
+def test_unwritable_out_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = harness("run", "baseline", "--out", str(blocker / "sub"))
+    assert out.returncode == 2, out.stderr
+    expected = f"harness: error: --out {blocker / 'sub'}: cannot create it (Not a directory)"
+    assert out.stderr.strip().splitlines() == [expected]
+    assert "starting stack" not in out.stdout
