@@ -190,10 +190,14 @@ class RunCheck:
     throughput_tps: float
     e2e_latency_ms: Latency
     api_latency_ms: Latency
+    api_latency_unloaded_ms: Latency
     recovery_s: float | None
     faults: list[dict[str, Any]]
     identities_broken: list[str]
     t0: float
+    rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
+    pending_max: int = 0
+    in_flight_max: int = 0
 
     def as_result(self) -> dict[str, Any]:
         """The ``runs[]`` entry of results.json."""
@@ -205,9 +209,13 @@ class RunCheck:
             "throughput_tps": self.throughput_tps,
             "e2e_latency_ms": asdict(self.e2e_latency_ms),
             "api_latency_ms": asdict(self.api_latency_ms),
+            "api_latency_unloaded_ms": asdict(self.api_latency_unloaded_ms),
             "recovery_s": self.recovery_s,
             "faults": self.faults,
             "identities_broken": self.identities_broken,
+            "rss_mb": self.rss_mb,
+            "pending_max": self.pending_max,
+            "in_flight_max": self.in_flight_max,
         }
 
 
@@ -223,6 +231,8 @@ def check(ledger: Ledger, system: str) -> RunCheck:
            if r.outcome == "ok" and r.first_effect_t is not None and r.invoke_t is not None]
     api = [r.complete_t - r.invoke_t for r in measured
            if r.outcome == "ok" and r.complete_t is not None and r.invoke_t is not None]
+    warm = [r.complete_t - r.invoke_t for r in rows
+            if r.phase == "warmup" and r.outcome == "ok" and r.complete_t is not None and r.invoke_t is not None]
     first_invoke = min((r.invoke_t for r in measured if r.invoke_t is not None), default=t0)
     span = (done[-1] - first_invoke) if done else 0.0
     throughput = round(len(done) / span, 3) if span > 0 else 0.0
@@ -242,12 +252,20 @@ def check(ledger: Ledger, system: str) -> RunCheck:
     # The run recovers when its slowest fault does; one fault that never recovers makes it None.
     known = [r for r in recoveries if r is not None]
     recovery = max(known) if known and len(known) == len(recoveries) else None
+    rss: dict[str, list[float]] = {}
+    for smp in ledger.samples("rss_bytes"):
+        rss.setdefault(smp.source, []).append(smp.value / 2**20)
+    backlog = {m: max((smp.value for smp in ledger.samples(m)), default=0) for m in ("pending", "in_flight")}
     return RunCheck(
+        rss_mb={k: {"start": round(v[0], 1), "max": round(max(v), 1), "end": round(v[-1], 1)} for k, v in rss.items()},
+        pending_max=int(backlog["pending"]),
+        in_flight_max=int(backlog["in_flight"]),
         system=system,
         counts=counts,
         throughput_tps=throughput,
         e2e_latency_ms=Latency.of(e2e),
         api_latency_ms=Latency.of(api),
+        api_latency_unloaded_ms=Latency.of(warm),
         recovery_s=recovery,
         faults=faults,
         identities_broken=check_identities(counts),

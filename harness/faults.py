@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.ledger import Ledger
+from harness.procs import ManagedProcess, stop_all
 from harness.spec import SystemSpec
-from harness.stack import Stack, match_links, planned_links, planned_processes
+from harness.stack import Stack, match_links, planned_links, planned_processes, select
 
 PROCESS_ACTIONS = ("kill", "terminate", "pause")
 """Faults that signal a process group."""
@@ -38,7 +39,7 @@ class Fault:
     action: str
     """What to do (see PROCESS_ACTIONS and LINK_ACTIONS)."""
     target: str
-    """Process name or role (``api``, ``worker``, ``worker-2``, ``engine``, ``db``) or link pattern."""
+    """Process name or role (``api``, ``worker-2``, ``engine``, ``api|worker``...) or link pattern (``*->engine``)."""
     duration_s: float = 0.0
     """Downtime before restart (kill, terminate), pause length, or how long a link fault lasts."""
     pick: str = "first"
@@ -118,17 +119,18 @@ class ProcessNemesis:
         self.active.append(active)
         return active
 
-    def _proc(self, name: str) -> Any:
+    def _proc(self, name: str) -> ManagedProcess:
         return next(p for p in self.stack.targets(name) if p.name == name)
 
     def heal(self, active: ActiveFault) -> None:
         """Resume a paused group; restart a killed or terminated process once it has exited."""
-        for name in active.targets:
-            proc = self._proc(name)
-            if active.fault.action == "pause":
+        procs = [self._proc(name) for name in active.targets]
+        if active.fault.action == "pause":
+            for proc in procs:
                 proc.signal(signal.SIGCONT)
-            else:
-                proc.stop()  # terminate: waits out its graceful shutdown; kill: reaps the corpse
+        else:
+            stop_all(procs)  # terminate: waits out their graceful shutdown together; kill: reaps
+            for proc in procs:
                 proc.restart()
         self.ledger.fault_ended(active.record_id)
         self.active.remove(active)
@@ -225,7 +227,6 @@ class Nemeses:
 def not_applicable(fault: Fault, spec: SystemSpec) -> str | None:
     """Why fault has no meaning for a system (nothing it could hit), or None when it applies."""
     if fault.action in PROCESS_ACTIONS:
-        procs = planned_processes(spec)
-        hit = [n for n, roles in procs.items() if n == fault.target or fault.target in roles]
+        hit = select(fault.target, planned_processes(spec))
         return None if hit else f"{spec.name} has no {fault.target!r} process"
     return None if match_links(fault.target, planned_links(spec)) else f"{spec.name} has no link {fault.target!r}"

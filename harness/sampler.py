@@ -1,4 +1,4 @@
-"""Samples over time: resident memory of each process of a stack, written to the ledger."""
+"""Samples over time, written to the ledger: each process's resident memory, and the backlog."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def tree_rss(pid: int) -> int:
 
 
 class Sampler:
-    """A thread that records every process's RSS every ``interval_s`` until stopped."""
+    """A thread that records RSS per process, pending and in-flight tasks every ``interval_s``."""
 
     def __init__(self, ledger: Ledger, processes: Callable[[], list[ManagedProcess]], interval_s: float = 1.0) -> None:
         self.ledger = ledger
@@ -45,6 +45,10 @@ class Sampler:
             for proc in self.processes():
                 if proc.pid is not None and proc.alive():
                     self.ledger.record_sample(proc.name, "rss_bytes", tree_rss(proc.pid))
+            # Backlog as the ledger sees it, whatever the system: accepted and not done yet, and
+            # attempts running now.
+            self.ledger.record_sample("system", "pending", self.ledger.missing_effects())
+            self.ledger.record_sample("system", "in_flight", self.ledger.count_in_flight())
 
     def __enter__(self) -> Sampler:
         self._thread.start()

@@ -57,6 +57,8 @@ class Params:
     """When the scenario's fault hits, seconds into the measured load."""
     downtime_s: float = 1.0
     """How long the fault lasts before heal (restart, resume, link up)."""
+    grace_s: float = 10.0
+    """Graceful-shutdown time of app processes; a stop SIGKILLs them right after it."""
     client_timeout_s: float = 10.0
     """A request unanswered this long is indeterminate."""
     drain_deadline_s: float = 150.0
@@ -90,7 +92,9 @@ class Params:
 
 
 def _coerce(name: str, value: Any, typ: type) -> Any:
-    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+    if isinstance(value, bool) and typ is not bool:
+        raise ParamError(f"parameter {name}: expected {typ.__name__}, got {value!r}")
+    if isinstance(value, typ):
         return value
     if isinstance(value, int) and typ is float:
         return float(value)

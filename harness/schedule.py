@@ -2,12 +2,14 @@
 
 Triggers: :class:`At` a time after the measured load starts, :class:`AfterAccepted` N accepted
 tasks, :class:`WhenInFlight` at least k attempts running, :class:`Every` period (with seeded
-jitter). The same seed gives the same schedule; a trigger fires at most ``times`` times.
+jitter). A step may hold several faults and inject one per firing, picked by the seed. The same
+seed gives the same schedule.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -93,12 +95,24 @@ class Every:
 
 @dataclass(frozen=True)
 class Step:
-    """One line of a schedule."""
+    """One line of a schedule: when it fires, and the fault (or seeded pick of faults) it injects."""
 
     when: Trigger
     """When it fires."""
     fault: Fault
-    """What it injects."""
+    """What it injects (the first choice, when there are several)."""
+    alternatives: tuple[Fault, ...] = ()
+    """Further choices: each firing injects one of ``fault`` and these, picked by the seed."""
+
+    @property
+    def choices(self) -> tuple[Fault, ...]:
+        """Every fault this step may inject."""
+        return (self.fault, *self.alternatives)
+
+    def restricted(self, keep: Callable[[Fault], bool]) -> Step | None:
+        """The step with only the choices keep accepts (None when none is left)."""
+        kept = [f for f in self.choices if keep(f)]
+        return Step(self.when, kept[0], tuple(kept[1:])) if kept else None
 
 
 class Schedule:
@@ -121,6 +135,7 @@ class Schedule:
         out = []
         for i, step in enumerate(self.steps):
             if step.when.due(obs, self._fired[i], f"{self.seed}:{i}"):
+                pick = random.Random(f"{self.seed}:{i}:{self._fired[i]}:pick").randrange(len(step.choices))
                 self._fired[i] += 1
-                out.append(step.fault)
+                out.append(step.choices[pick])
         return out

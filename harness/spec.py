@@ -79,9 +79,9 @@ class SystemSpec:
         try:
             procs = tuple(
                 ProcessTemplate(
-                    name=p["name"], command=tuple(p["command"]), roles=tuple(p.get("roles", ())),
-                    health=dict(p.get("health", {})), links=tuple(p.get("links", ())),
-                    count=int(p.get("count", 1)), env=dict(p.get("env", {})),
+                    name=p["name"], command=_strings(p, "command"), roles=_strings(p, "roles"),
+                    health=dict(p.get("health", {})), links=_strings(p, "links"),
+                    count=_positive(p.get("count", 1)), env=dict(p.get("env", {})),
                 )
                 for p in raw["process"]
             )
@@ -99,6 +99,21 @@ class SystemSpec:
     def has_role(self, role: str) -> bool:
         """True when some process of the system itself plays role."""
         return any(role in p.roles for p in self.processes)
+
+
+def _strings(table: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"'{key}' must be a list of strings, got {value!r}")
+    if key == "command" and not value:
+        raise KeyError("command")
+    return tuple(value)
+
+
+def _positive(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"'count' must be a positive integer, got {value!r}")
+    return value
 
 
 def health_of(template: ProcessTemplate, subst: dict[str, str]) -> Health:

@@ -18,10 +18,6 @@ from harness.procs import Health, ManagedProcess, free_port, stop_all
 from harness.services import DB_LINK, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
 
-GRACE_S = 10
-"""Graceful-shutdown time given to API processes (``--timeout-graceful-shutdown``)."""
-
-
 SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "postgres": ("db",)}}
 """Shared processes each harness service brings, with their roles."""
 
@@ -34,6 +30,17 @@ def planned_processes(spec: SystemSpec) -> dict[str, tuple[str, ...]]:
     for service in spec.services:
         procs.update(SERVICE_PROCESSES.get(service, {}))
     return procs
+
+
+def select(selector: str, processes: dict[str, tuple[str, ...]]) -> list[str]:
+    """Names selected by ``a|b|...``: each alternative is a process name, or else a role; no repeats."""
+    out: list[str] = []
+    for alt in selector.split("|"):
+        named = [n for n in processes if n == alt]
+        for name in named or [n for n, roles in processes.items() if alt in roles]:
+            if name not in out:
+                out.append(name)
+    return out
 
 
 def planned_links(spec: SystemSpec) -> list[str]:
@@ -52,7 +59,7 @@ class Stack:
     """All processes and links of one system's run, started in order and stopped on every path."""
 
     def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
-                 run_id: str, progress: Progress) -> None:
+                 run_id: str, progress: Progress, grace_s: float = 10.0) -> None:
         self.spec = spec
         """The system."""
         self.run_dir = run_dir
@@ -67,6 +74,8 @@ class Stack:
         """Hatchet namespace of this run, so leftovers of other runs never reach its workers."""
         self.progress = progress
         """One-line progress callback."""
+        self.grace_s = grace_s
+        """Graceful-shutdown time: ``{grace_s}`` in commands, and SIGKILL after it on stop."""
         self.processes: dict[str, ManagedProcess] = {}
         """Own processes by name (downstream included), in start order."""
         self.links: dict[str, Link] = {}
@@ -125,7 +134,7 @@ class Stack:
         for template in self.spec.processes:
             for name in template.instance_names():
                 port = free_port()
-                subst = {"python": sys.executable, "port": str(port), "grace_s": str(GRACE_S)}
+                subst = {"python": sys.executable, "port": str(port), "grace_s": f"{self.grace_s:g}"}
                 env = {**self._base_env(name), **service_env, **template.env}
                 for service in template.links:
                     env.update(self._link(name, service))
@@ -137,7 +146,7 @@ class Stack:
                     roles=template.roles,
                     health=health_of(template, subst),
                     cwd=PROJECT_ROOT,
-                    stop_grace_s=GRACE_S + 5,
+                    stop_grace_s=self.grace_s + 1,  # the app's own timeout first, SIGKILL just after
                 )
                 self.processes[name] = proc
                 if "api" in template.roles and not self.api_url:
@@ -148,10 +157,10 @@ class Stack:
             self.progress(f"  {self.spec.name}/{proc.name} healthy in {took:.1f}s")
 
     def targets(self, selector: str) -> list[ManagedProcess]:
-        """Processes a fault may hit: by exact name, else by role, own processes before shared ones."""
+        """Processes a fault may hit: ``a|b`` alternatives, each an exact name or else a role."""
         pool = list(self.processes.values()) + self.infra.processes(self.spec.services)
-        named = [p for p in pool if p.name == selector]
-        return named or [p for p in pool if selector in p.roles]
+        hit = select(selector, {p.name: p.roles for p in pool})
+        return [p for p in pool if p.name in hit]
 
     def link_names(self, pattern: str) -> list[str]:
         """Links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""

@@ -1,0 +1,21 @@
+"""cpu-heavy: CPU-bound jobs compete with the API for the machine."""
+
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+
+SCENARIO = Scenario(
+    name="cpu-heavy",
+    fault="jobs burn CPU for job_s each (in a thread), at rate per second",
+    claim="native's API latency degrades (same process); Hatchet's API stays fast (separate workers)",
+    defaults={"kind": "cpu", "job_s": 0.3, "rate": 4.0, "duration_s": 12.0},
+)
+
+
+def test_cpu_heavy(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    native, hatchet = r.native, r.hatchet
+    for run in (native, hatchet):
+        assert run.lost == 0, f"{run.system}: {run.summary}"
+    slowdown = {run.system: run.api_latency_ms["p99"] / run.api_latency_unloaded_ms["p99"] for run in (native, hatchet)}
+    print(f"API p99 under CPU load / unloaded: {slowdown}")
+    assert slowdown["native"] > slowdown["hatchet"], slowdown

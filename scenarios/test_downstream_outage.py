@@ -1,0 +1,24 @@
+"""downstream-outage: the job's link to its downstream service goes down for a while."""
+
+from harness.faults import Fault
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+from harness.schedule import At, Step
+
+SCENARIO = Scenario(
+    name="downstream-outage",
+    fault="every job->downstream link down for downtime_s (connections refused), then up again",
+    claim="native loses the tasks that called during the outage; Hatchet retries them",
+    defaults={"downstream": True, "retries": 5, "downtime_s": 4.0, "job_s": 0.1},
+    steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "*->downstream", p.downtime_s, pick="all"))],
+)
+
+
+def test_downstream_outage(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    native, hatchet = r.native, r.hatchet
+    assert native.lost > 0 and native.failed == native.lost, native.summary
+    assert hatchet.lost == 0, hatchet.summary
+    assert hatchet.retried > 0, hatchet.summary
+    for run in (native, hatchet):
+        assert run.downstream_calls >= run.completed, f"{run.system}: an effect without a downstream call"

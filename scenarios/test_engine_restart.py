@@ -1,0 +1,22 @@
+"""engine-restart: SIGKILL the Hatchet engine, restart it after downtime_s."""
+
+from harness.faults import Fault
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+from harness.schedule import At, Step
+
+SCENARIO = Scenario(
+    name="engine-restart",
+    fault="SIGKILL the task-queue engine, restart it after downtime_s",
+    claim="accepts fail during the outage (not lost); accepted tasks finish later",
+    defaults={"downtime_s": 5.0, "job_s": 0.5},
+    steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "engine", p.downtime_s))],
+)
+
+
+def test_engine_restart(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    assert not r.native.applicable, "native has no engine: the result must say not applicable"
+    hatchet = r.hatchet
+    assert hatchet.lost == 0, hatchet.summary
+    assert hatchet.refused + hatchet.indeterminate > 0, f"no request noticed the outage: {hatchet.summary}"

@@ -1,0 +1,263 @@
+"""Tests of harness/spec.py (system.toml), harness/stack.py's plans and harness/faults.py's not_applicable."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.faults import Fault, not_applicable
+from harness.procs import Health
+from harness.services import DB_LINK
+from harness.spec import APPS_DIR, ProcessTemplate, SpecError, SystemSpec, find_systems, health_of
+from harness.stack import match_links, planned_links, planned_processes
+
+
+@pytest.fixture(scope="module")
+def systems() -> dict[str, SystemSpec]:
+    return find_systems()
+
+
+def write_spec(root: Path, name: str, body: str) -> Path:
+    path = root / name / "system.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+MINIMAL = """
+name = "{name}"
+[[process]]
+name = "api"
+roles = ["api"]
+command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
+"""
+
+
+# ---- the real specs -----------------------------------------------------------------------------
+
+
+def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
+    assert list(systems) == ["native", "hatchet"]
+    for name, spec in systems.items():
+        assert spec.name == name
+        assert spec.path == APPS_DIR / name / "system.toml"
+        assert spec.description
+
+
+def test_native_spec(systems: dict[str, SystemSpec]) -> None:
+    native = systems["native"]
+    assert native.services == ()
+    (api,) = native.processes
+    assert api.name == "api"
+    assert set(api.roles) == {"api", "worker"}
+    assert api.instance_names() == ["api"]
+    assert api.links == ("downstream",)
+    assert api.health == {"http": "http://127.0.0.1:{port}/healthz"}
+    assert native.has_role("api") and native.has_role("worker") and not native.has_role("engine")
+    assert native.drain_quiet_s == 5.0
+
+
+def test_hatchet_spec(systems: dict[str, SystemSpec]) -> None:
+    hatchet = systems["hatchet"]
+    assert hatchet.services == ("hatchet",)
+    procs = {p.name: p for p in hatchet.processes}
+    assert set(procs) == {"api", "worker"}
+    assert procs["api"].roles == ("api",)
+    assert procs["worker"].roles == ("worker",)
+    assert procs["worker"].count == 2
+    assert procs["worker"].instance_names() == ["worker-1", "worker-2"]
+    assert procs["worker"].links == ("engine", "downstream")
+    assert procs["worker"].health == {"log": "waiting for tasks"}
+    assert hatchet.drain_quiet_s == 45.0
+
+
+def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec]) -> None:
+    subst = {"python": "/py", "port": "8123", "grace_s": "10"}
+    for spec in systems.values():
+        for proc in spec.processes:
+            argv = [arg.format(**subst) for arg in proc.command]
+            assert argv[0] == "/py"
+            assert not any("{" in a for a in argv)
+
+
+# ---- loading errors -----------------------------------------------------------------------------
+
+
+def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, "broken", 'name = "broken"\n[[process]\nname = "api"\n')
+    with pytest.raises(SpecError) as exc:
+        SystemSpec.load(path)
+    assert str(path) in str(exc.value)
+
+
+def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "system.toml"
+    with pytest.raises(SpecError, match="absent"):
+        SystemSpec.load(path)
+
+
+def test_spec_without_api_role_is_rejected(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, "noapi", """
+        name = "noapi"
+        [[process]]
+        name = "worker"
+        roles = ["worker"]
+        command = ["{python}", "-m", "worker"]
+    """)
+    with pytest.raises(SpecError, match="no process has the api role") as exc:
+        SystemSpec.load(path)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[[process]]\nname = "api"\nroles = ["api"]\ncommand = ["x"]\n',  # no name
+        'name = "s"\n',  # no process
+        'name = "s"\n[[process]]\nroles = ["api"]\ncommand = ["x"]\n',  # process without name
+        'name = "s"\n[[process]]\nname = "api"\nroles = ["api"]\n',  # process without command
+        'name = "s"\n[[process]]\nname = "api"\nroles = ["api"]\ncommand = ["x"]\ncount = "two"\n',
+        'name = "s"\n[drain]\nquiet_s = "soon"\n[[process]]\nname = "api"\nroles = ["api"]\ncommand = ["x"]\n',
+    ],
+)
+def test_missing_or_bad_field_is_a_spec_error(tmp_path: Path, body: str) -> None:
+    path = write_spec(tmp_path, "bad", body)
+    with pytest.raises(SpecError, match="missing or bad field") as exc:
+        SystemSpec.load(path)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "process",
+    [
+        'name = "api"\nroles = ["api"]\ncommand = "python -m app"\n',
+        'name = "api"\nroles = ["api"]\ncommand = ["x"]\nlinks = "engine"\n',
+        'name = "api"\nroles = ["api"]\ncommand = ["x"]\n[[process]]\nname = "w"\nroles = "worker"\ncommand = ["x"]\n',
+    ],
+    ids=["command-string", "links-string", "roles-string"],
+)
+def test_string_where_a_list_is_expected_is_a_spec_error(tmp_path: Path, process: str) -> None:
+    path = write_spec(tmp_path, "strs", 'name = "strs"\n[[process]]\n' + process)
+    with pytest.raises(SpecError):
+        SystemSpec.load(path)
+
+
+def test_api_process_with_zero_instances_is_a_spec_error(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, "zero", MINIMAL.format(name="zero") + "count = 0\n")
+    with pytest.raises(SpecError):
+        SystemSpec.load(path)
+
+
+def test_minimal_spec_defaults(tmp_path: Path) -> None:
+    spec = SystemSpec.load(write_spec(tmp_path, "mini", MINIMAL.format(name="mini")))
+    assert (spec.name, spec.description, spec.services, spec.drain_quiet_s) == ("mini", "", (), 10.0)
+    (api,) = spec.processes
+    assert (api.count, api.links, api.health, api.env) == (1, (), {}, {})
+
+
+def test_find_systems_puts_native_first_then_by_name(tmp_path: Path) -> None:
+    for name in ("zeta", "alpha", "native"):
+        write_spec(tmp_path, name, MINIMAL.format(name=name))
+    (tmp_path / "not-a-system").mkdir()
+    assert list(find_systems(tmp_path)) == ["native", "alpha", "zeta"]
+
+
+def test_find_systems_propagates_a_broken_spec(tmp_path: Path) -> None:
+    write_spec(tmp_path, "native", MINIMAL.format(name="native"))
+    bad = write_spec(tmp_path, "bad", "name = ")
+    with pytest.raises(SpecError, match=str(bad)):
+        find_systems(tmp_path)
+
+
+def test_health_of_fills_placeholders() -> None:
+    subst = {"port": "9000"}
+    http = ProcessTemplate("api", ("x",), ("api",), health={"http": "http://127.0.0.1:{port}/healthz"})
+    assert health_of(http, subst) == Health(http="http://127.0.0.1:9000/healthz")
+    tcp = ProcessTemplate("db", ("x",), ("db",), health={"tcp": "{port}"})
+    assert health_of(tcp, subst) == Health(tcp=("127.0.0.1", 9000))
+    log = ProcessTemplate("w", ("x",), ("worker",), health={"log": "ready on {port}"})
+    assert health_of(log, subst) == Health(log="ready on 9000")
+    assert health_of(ProcessTemplate("w", ("x",), ()), subst) == Health()
+
+
+# ---- stack plans --------------------------------------------------------------------------------
+
+
+def test_planned_processes_native(systems: dict[str, SystemSpec]) -> None:
+    assert planned_processes(systems["native"]) == {"downstream": ("downstream",), "api": ("api", "worker")}
+
+
+def test_planned_processes_hatchet(systems: dict[str, SystemSpec]) -> None:
+    assert planned_processes(systems["hatchet"]) == {
+        "downstream": ("downstream",),
+        "api": ("api",),
+        "worker-1": ("worker",),
+        "worker-2": ("worker",),
+        "engine": ("engine",),
+        "postgres": ("db",),
+    }
+
+
+def test_planned_links(systems: dict[str, SystemSpec]) -> None:
+    assert planned_links(systems["native"]) == ["api->downstream"]
+    assert planned_links(systems["hatchet"]) == [
+        "api->engine", "worker-1->engine", "worker-1->downstream", "worker-2->engine", "worker-2->downstream",
+        DB_LINK,
+    ]
+    assert DB_LINK == "engine->postgres"
+
+
+def test_match_links() -> None:
+    names = ["api->engine", "worker-1->engine", "worker-1->downstream", "worker-2->engine", "engine->postgres"]
+    assert match_links("*->engine", names) == ["api->engine", "worker-1->engine", "worker-2->engine"]
+    assert match_links("worker-1->*", names) == ["worker-1->engine", "worker-1->downstream"]
+    assert match_links("worker-2->engine", names) == ["worker-2->engine"]
+    assert match_links("*", names) == names
+    assert match_links("engine", names) == [], "a pattern matches whole names only"
+    assert match_links("worker-?->engine", names) == [], "only * is special"
+    assert match_links("api.engine", ["api->engine", "api.engine"]) == ["api.engine"], "dots are literal"
+    assert match_links("*->engine", []) == []
+
+
+# ---- not_applicable -----------------------------------------------------------------------------
+
+
+def test_engine_kill_not_applicable_to_native(systems: dict[str, SystemSpec]) -> None:
+    reason = not_applicable(Fault("kill", "engine", duration_s=2.0), systems["native"])
+    assert reason == "native has no 'engine' process"
+    assert not_applicable(Fault("kill", "engine", duration_s=2.0), systems["hatchet"]) is None
+
+
+def test_engine_link_fault_not_applicable_to_native(systems: dict[str, SystemSpec]) -> None:
+    fault = Fault("link-down", "*->engine", duration_s=5.0)
+    assert not_applicable(fault, systems["native"]) == "native has no link '*->engine'"
+    assert not_applicable(fault, systems["hatchet"]) is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "native", "hatchet"),
+    [
+        (Fault("kill", "api"), True, True),
+        (Fault("kill", "worker"), True, True),  # native's api plays the worker role
+        (Fault("terminate", "worker-2"), False, True),
+        (Fault("pause", "db"), False, True),  # by role: hatchet's postgres
+        (Fault("kill", "postgres"), False, True),  # by name
+        (Fault("kill", "downstream"), True, True),
+        (Fault("latency", "*->downstream"), True, True),
+        (Fault("link-down", "engine->postgres"), False, True),
+        (Fault("reset-peer", "worker-1->engine"), False, True),
+        (Fault("kill", "scheduler"), False, False),
+    ],
+)
+def test_applicability_matrix(systems: dict[str, SystemSpec], fault: Fault, native: bool, hatchet: bool) -> None:
+    assert (not_applicable(fault, systems["native"]) is None) == native
+    assert (not_applicable(fault, systems["hatchet"]) is None) == hatchet
+
+
+def test_fault_rejects_unknown_action_and_pick() -> None:
+    with pytest.raises(ValueError, match="unknown fault action"):
+        Fault("explode", "api")
+    with pytest.raises(ValueError, match="unknown pick"):
+        Fault("kill", "api", pick="last")
