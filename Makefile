@@ -7,15 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools report test unit scenarios lint bench clean
+.PHONY: help setup venv tools browser report test unit scenarios lint bench clean
 
 help:
 	@echo "make report   set up and run every scenario against both systems; prints the report path"
 	@echo "make test     set up and run unit tests plus pytest scenarios/ (real Postgres, Hatchet, workers)"
 	@echo "make lint     ruff and mypy"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
+	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
 
-setup: venv tools
+setup: venv tools browser
 
 venv: $(VENV_STAMP)
 
@@ -31,13 +32,23 @@ tools: venv
 	@echo "==> pinned servers: Hatchet engine and Toxiproxy (built once from the Go module proxy, then cached)"
 	@$(BIN)/python -m harness.tools
 
+# The report's browser test drives Debian's chromium (Playwright cannot download its own browser here).
+BROWSER := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@[ -x $(BROWSER) ] || { echo "==> installing Debian's chromium for the report's browser test (apt-get)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; } \
+	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
+	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
+
 report: setup
 	@$(BIN)/harness run all --system both
 
 test: setup
 	@$(BIN)/pytest
 
-unit: venv
+unit: venv browser
 	@$(BIN)/pytest tests
 
 scenarios: setup

@@ -1,4 +1,4 @@
-"""Command line: ``harness list``, ``harness run``.
+"""Command line: ``harness list``, ``harness run``, ``harness report``.
 
 Bad input gets one line on stderr and exit status 2; an identity failure (a harness bug) exits 3;
 Ctrl-C or SIGTERM stops every process of the run and exits 130/143.
@@ -19,7 +19,7 @@ from harness.checker import IdentityError
 from harness.procs import HealthTimeout
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params
-from harness.session import Session
+from harness.session import REPORTS_DIR, Session
 from harness.spec import SpecError, find_systems
 from harness.tools import ToolMissing
 
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
+    rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
+    rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                     help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
     return ap
 
 
@@ -75,6 +78,8 @@ def _writable_dir(path: Path) -> Path:
         raise UsageError(f"--out {path}: cannot create it ({exc.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"--out {path}: not writable")
+    if any(path.iterdir()):
+        raise UsageError(f"--out {path}: not empty (results of an earlier run would be mixed in); use a new directory")
     return path
 
 
@@ -110,6 +115,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        pages = report.rebuild(args.dirs, default_reports_dir=REPORTS_DIR)
+    except report.ReportInputError as exc:
+        raise UsageError(str(exc)) from None
+    for page in pages:
+        print(f"report: {page}")
+    return 0
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: stacks and servers stop
 
@@ -121,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _cmd_list()
+        if args.command == "report":
+            return _cmd_report(args)
         return _cmd_run(args)
     except (UsageError, ParamError, SpecError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -90,10 +90,13 @@ class Nemesis(Protocol):
 class ProcessNemesis:
     """SIGKILL, SIGTERM (the process's own graceful path) and SIGSTOP/SIGCONT on process groups."""
 
+    def __init__(self) -> None:
+        self.active: list[ActiveFault] = []
+        """Faults injected and not healed yet."""
+
     def setup(self, stack: Stack, ledger: Ledger, rng: random.Random) -> None:
         """Bind to a run."""
         self.stack, self.ledger, self.rng = stack, ledger, rng
-        self.active: list[ActiveFault] = []
 
     def handles(self, fault: Fault) -> bool:
         """Process faults only."""
@@ -113,7 +116,7 @@ class ProcessNemesis:
         sig = {"kill": signal.SIGKILL, "terminate": signal.SIGTERM, "pause": signal.SIGSTOP}[fault.action]
         t = time.time()
         for name in names:
-            self._proc(name).signal(sig)
+            self._proc(name).signal(sig, group=sig != signal.SIGTERM)
         rid = self.ledger.fault_started(fault.action, ",".join(names), {"duration_s": fault.duration_s}, t=t)
         active = ActiveFault(fault, names, rid, t + fault.duration_s)
         self.active.append(active)
@@ -144,10 +147,13 @@ class ProcessNemesis:
 class LinkNemesis:
     """Cut or degrade Toxiproxy links: link-down, latency, timeout, reset-peer, bandwidth."""
 
+    def __init__(self) -> None:
+        self.active: list[ActiveFault] = []
+        """Faults injected and not healed yet."""
+
     def setup(self, stack: Stack, ledger: Ledger, rng: random.Random) -> None:
         """Bind to a run."""
         self.stack, self.ledger, self.rng = stack, ledger, rng
-        self.active: list[ActiveFault] = []
         toxi = stack.infra.toxiproxy
         assert toxi is not None
         self.toxi = toxi

@@ -105,7 +105,9 @@ class Ledger:
 
     @classmethod
     def create(cls, path: Path) -> Ledger:
-        """Create (or reopen) the ledger file at path."""
+        """Create a new ledger file at path; an existing one is never reused (two runs would mix)."""
+        if path.exists():
+            raise FileExistsError(f"a ledger already exists at {path}: each run needs a fresh directory")
         return cls(sqlite_url(path), create=True)
 
     def _connect(self) -> sqlite3.Connection:
@@ -233,6 +235,11 @@ class Ledger:
 
     def _count(self, sql: str, args: tuple[Any, ...] = ()) -> int:
         return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def count_ops(self, phase: str = "measure", prefix: str = "") -> int:
+        """How many requests of a phase (with task ids starting with prefix) the client history holds."""
+        return self._count("SELECT count(*) FROM ops WHERE phase=? AND substr(task_id, 1, ?)=?",
+                           (phase, len(prefix), prefix))
 
     def count_accepted(self, phase: str = "measure") -> int:
         """How many requests of a phase were accepted so far (for schedules)."""

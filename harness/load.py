@@ -2,23 +2,43 @@
 
 A :class:`LoadDriver` sends a :class:`LoadPlan` to a system's API and records one ``Op`` per
 request in the ledger: ``ok`` on 2xx, ``fail`` on a definite refusal (4xx/5xx, connection
-refused), ``info`` when no answer came (timeout, reset after sending). The built-in
-:class:`AsyncDriver` is an open-loop sender: request i is due at start + i/rate and its latency
-counts from that intended time, so a stalled server cannot hide its stall (coordinated omission).
+refused), ``info`` when no answer came (timeout, reset after sending). Both drivers are open-loop
+senders: request i is due at start + ``plan.due_s(i)`` whatever the answers, and its latency counts
+from that intended time, so a stalled server cannot hide its stall (coordinated omission).
+:class:`LocustDriver` (the default for measured load) runs Locust headless in a subprocess with
+``harness/loadgen/locustfile.py``; :class:`AsyncDriver` is asyncio and httpx in a thread (fast to
+start: the runner's warm-up uses it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from harness.history import Op
-from harness.ledger import Ledger
+from harness.history import Op, Outcome
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.procs import Health, HealthTimeout, ManagedProcess, free_port
+from harness.spec import PROJECT_ROOT
+
+LOCUSTFILE = Path(__file__).parent / "loadgen" / "locustfile.py"
+"""The harness's locustfile (``locust -f harness/loadgen/locustfile.py --host URL``)."""
+ENV_SHAPE = "HARNESS_SHAPE"
+"""Environment variable selecting the locustfile's load shape: ``steady``, ``ramp``, ``spike`` or ``open``."""
+START_LINE = "open loop starts at"
+"""What the locustfile logs once the open loop's start time is fixed (followed by epoch seconds)."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +59,46 @@ class LoadPlan:
     """``warmup`` or ``measure``."""
     id_prefix: str = "m"
     """Prefix of the client-made task ids (unique per phase)."""
+    steps: tuple[tuple[float, float], ...] = ()
+    """Stepped open loop: ``(rate, seconds)`` pieces sent back to back; empty: ``rate`` for ``duration_s``."""
+
+    def schedule(self) -> tuple[tuple[float, float], ...]:
+        """The ``(rate, seconds)`` pieces of the plan (one piece when it has no steps)."""
+        return self.steps or ((self.rate, self.duration_s),)
+
+    def step_counts(self) -> list[int]:
+        """Requests per piece of the schedule."""
+        return [round(rate * seconds) for rate, seconds in self.schedule()]
 
     @property
     def count(self) -> int:
         """How many requests the plan sends."""
-        return round(self.rate * self.duration_s)
+        return sum(self.step_counts())
+
+    def due_s(self, i: int) -> float:
+        """When request i is due, in seconds after the start (whatever the answers: open loop)."""
+        offset = 0.0
+        for (rate, seconds), n in zip(self.schedule(), self.step_counts(), strict=True):
+            if i < n:
+                return offset + i / rate
+            i -= n
+            offset += seconds
+        raise IndexError("request index beyond the plan")
+
+    def task_id(self, i: int) -> str:
+        """Client-made id of request i."""
+        return f"{self.id_prefix}{i:07d}"
+
+    def to_json(self) -> str:
+        """The plan as one line of JSON (what the locustfile's ``--plan`` takes)."""
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadPlan:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        data["steps"] = tuple((float(r), float(s)) for r, s in data.get("steps", ()))
+        return cls(**data)
 
 
 class LoadDriver(Protocol):
@@ -59,11 +114,25 @@ class LoadDriver(Protocol):
         """Stop sending early (outstanding requests still get an outcome)."""
 
 
-def classify_exception(exc: BaseException) -> str:
-    """``fail`` when the request surely never reached the server, else ``info``."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "fail"
-    return "info"
+NEVER_SENT: tuple[type[BaseException], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,  # httpx (AsyncDriver)
+    ConnectionRefusedError, socket.gaierror,  # plain sockets (geventhttpclient under Locust)
+)
+"""Errors raised before the request left the client: the server surely never saw it."""
+
+
+def classify_status(status: int) -> Outcome:
+    """``ok`` for an answer in 2xx (accepted), else ``fail`` (a definite refusal)."""
+    return "ok" if 200 <= status < 300 else "fail"
+
+
+def classify_exception(exc: BaseException) -> Outcome:
+    """``fail`` when the request surely never reached the server, else ``info`` (it may have run).
+
+    A timeout counts as ``info`` even when it happened while connecting under Locust, whose
+    client does not tell connect and read timeouts apart: unsure is ``info``.
+    """
+    return "fail" if isinstance(exc, NEVER_SENT) else "info"
 
 
 class AsyncDriver:
@@ -99,12 +168,11 @@ class AsyncDriver:
             for i in range(plan.count):
                 if self._stop.is_set():
                     break
-                intended = start + i / plan.rate
+                intended = start + plan.due_s(i)
                 delay = intended - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task_id = f"{plan.id_prefix}{i:07d}"
-                task = asyncio.create_task(self._one(client, task_id, intended, plan, ledger, system))
+                task = asyncio.create_task(self._one(client, plan.task_id(i), intended, plan, ledger, system))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 self.sent += 1
@@ -116,10 +184,11 @@ class AsyncDriver:
         body = {"task_id": task_id, "kind": plan.kind, "params": plan.params}
         status: int | None = None
         error: str | None = None
+        outcome: Outcome
         try:
             resp = await client.post("/tasks", json=body)
             status = resp.status_code
-            outcome = "ok" if 200 <= status < 300 else "fail"
+            outcome = classify_status(status)
             if outcome == "fail":
                 error = resp.text[:200]
         except httpx.HTTPError as exc:
@@ -139,3 +208,103 @@ class AsyncDriver:
     def stop(self) -> None:
         """Stop sending new requests."""
         self._stop.set()
+
+
+class LocustDriver:
+    """Open-loop load from Locust, headless in a subprocess with the harness's locustfile.
+
+    Locust is never imported here: gevent's monkey-patching would break asyncio and gRPC in the
+    harness. Its CSV stats, HTML and JSON reports, plan and log land in ``out_dir`` (default
+    ``locust/`` next to the ledger, i.e. ``<run_dir>/<system>/locust/``), named after the phase.
+    """
+
+    START_TIMEOUT_S = 60.0
+    """Longest wait for Locust to start and fix the open loop's start time."""
+
+    def __init__(self, processes: int = 0, out_dir: Path | None = None) -> None:
+        self.processes = processes
+        """Locust worker processes (``--processes N``); 0: one process, no master."""
+        self.out_dir = out_dir
+        """Where Locust's files go (None: ``locust/`` next to the ledger)."""
+        self.process: ManagedProcess | None = None
+        """The Locust process (its group holds the workers), once started."""
+        self.stem: Path | None = None
+        """Path prefix of this run's Locust files (``<out_dir>/<phase>``)."""
+        self._plan: LoadPlan | None = None
+        self._ledger: Ledger | None = None
+        self._stopped = False
+        self._finished = False
+
+    def command(self, base_url: str, plan: LoadPlan, stem: Path) -> list[str]:
+        """The Locust command line for plan (headless, open loop, reports at stem.*)."""
+        argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
+                "--plan", plan.to_json(), "--csv", str(stem), "--html", f"{stem}.html", "--json-file", str(stem),
+                "--only-summary", "--exit-code-on-error", "0", "--loglevel", "INFO"]
+        if self.processes:
+            port = str(free_port())  # the master's port for its workers, on loopback only
+            argv += ["--processes", str(self.processes), "--master-bind-host", "127.0.0.1",
+                     "--master-bind-port", port, "--master-port", port]
+        return argv
+
+    def start(self, base_url: str, plan: LoadPlan, ledger: Ledger, system: str) -> None:
+        """Start Locust and return when the open loop's first request is due."""
+        out = self.out_dir or ledger.path.parent / "locust"
+        out.mkdir(parents=True, exist_ok=True)
+        stem, n = out / plan.phase, 1
+        while stem.with_suffix(".log").exists():  # the same phase twice: keep both runs' files
+            n += 1
+            stem = out / f"{plan.phase}-{n}"
+        stem.with_suffix(".plan.json").write_text(plan.to_json() + "\n")
+        self.stem, self._plan, self._ledger = stem, plan, ledger
+        self.process = ManagedProcess(
+            name=f"locust-{stem.name}",
+            argv=self.command(base_url, plan, stem),
+            env={ENV_LEDGER: ledger.url, ENV_SYSTEM: system, ENV_SHAPE: "open", "PYTHONPATH": str(PROJECT_ROOT),
+                 "PYTHONUNBUFFERED": "1"},
+            log_path=stem.with_suffix(".log"),
+            roles=("load",),
+            health=Health(log=START_LINE),
+            cwd=PROJECT_ROOT,
+            stop_grace_s=plan.timeout_s + 10,  # in-flight requests time out, then the history is flushed
+        )
+        self.process.start()
+        try:
+            self.process.wait_healthy(self.START_TIMEOUT_S)
+        except HealthTimeout as exc:
+            self.process.kill()
+            raise RuntimeError(f"locust did not start: {exc}\n{self._log_tail()}") from None
+        found = re.findall(START_LINE + r" ([0-9.]+)", self.process.log_path.read_text(errors="replace"))
+        time.sleep(max(0.0, float(found[-1]) - time.time()))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until Locust exited; raise if it failed or sent another count than planned."""
+        proc = self.process
+        if proc is None or proc.popen is None:
+            return True
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if not self._finished:
+            self._finished = True
+            proc.stop(grace_s=0)  # reaps the group and tells the reaper
+            code = proc.exit_code()
+            if code != 0:
+                raise RuntimeError(f"locust exited with status {code} (log: {proc.log_path})\n{self._log_tail()}")
+            assert self._plan is not None and self._ledger is not None
+            sent = self._ledger.count_ops(self._plan.phase, self._plan.id_prefix)
+            if not self._stopped and sent != self._plan.count:
+                raise RuntimeError(f"locust recorded {sent} requests of the {self._plan.count} planned "
+                                   f"(log: {proc.log_path})")
+        return True
+
+    def stop(self) -> None:
+        """Stop sending: Locust quits on SIGTERM once its in-flight requests have an outcome."""
+        self._stopped = True
+        if self.process is not None and self.process.alive():
+            self.process.signal(signal.SIGTERM)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if self.process is None or not self.process.log_path.exists():
+            return ""
+        return "\n".join(self.process.log_path.read_text(errors="replace").splitlines()[-lines:])

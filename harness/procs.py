@@ -158,12 +158,21 @@ class ManagedProcess:
         """Exit status of the current incarnation (negative: killed by that signal)."""
         return self.popen.poll() if self.popen else None
 
-    def signal(self, sig: int) -> None:
-        """Send sig to the whole process group of the current incarnation."""
+    def signal(self, sig: int, group: bool = True) -> None:
+        """Send sig to the whole process group of the current incarnation, or to its leader only.
+
+        SIGTERM goes to the leader only, as an orchestrator stopping a container does: the process
+        then stops its own children (Hatchet's worker drains through its listener child; Postgres's
+        postmaster shuts its backends down). SIGKILL and SIGSTOP hit the whole group, like a dying or
+        frozen machine.
+        """
         if self.popen is None:
             raise RuntimeError(f"{self.name} was never started")
         try:
-            os.killpg(self.popen.pid, sig)
+            if group:
+                os.killpg(self.popen.pid, sig)
+            else:
+                os.kill(self.popen.pid, sig)
         except ProcessLookupError:
             pass
 
@@ -200,7 +209,7 @@ def stop_all(procs: list[ManagedProcess], grace_s: float | None = None) -> None:
     for p in running:
         if p.alive():
             p.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
-            p.signal(signal.SIGTERM)
+            p.signal(signal.SIGTERM, group=False)
     t0 = time.monotonic()
     for p in running:
         assert p.popen is not None

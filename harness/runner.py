@@ -11,15 +11,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import report, results
+from harness import capacity, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger
-from harness.load import AsyncDriver, LoadDriver, LoadPlan
+from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
 from harness.schedule import Observation, Schedule
@@ -60,13 +60,16 @@ class SystemRun:
     """Why the drain ended: ``complete``, ``quiet`` or ``deadline``."""
     stack_up_s: float = 0.0
     """Seconds from start until every process was healthy."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More fields for the run's entry in results.json (``capacity`` of a stepped load)."""
 
     def as_result(self) -> dict[str, Any]:
         """The ``runs[]`` entry of results.json."""
         if not self.applicable or self.check is None:
             return {"system": self.system, "applicable": False, "reason": self.reason}
         return {**self.check.as_result(), "drain_s": round(self.drain_s, 3), "drain_end": self.drain_end,
-                "stack_up_s": round(self.stack_up_s, 3), "ledger": str(self.run_dir.name + "/ledger.db")}
+                "stack_up_s": round(self.stack_up_s, 3), "ledger": str(self.run_dir.name + "/ledger.db"),
+                **self.extra}
 
 
 def _wait_warmup(ledger: Ledger, deadline: float) -> None:
@@ -96,7 +99,7 @@ def drain(ledger: Ledger, quiet_s: float, deadline_s: float) -> tuple[float, str
 
 
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
-               progress: Progress, driver_factory: DriverFactory = AsyncDriver) -> SystemRun:
+               progress: Progress, driver_factory: DriverFactory = LocustDriver) -> SystemRun:
     """Run scenario against one system; the stack is down again when this returns or raises."""
     run_dir = out_dir / spec.name
     steps = scenario.steps(params)
@@ -113,6 +116,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), run_id, progress, grace_s=params.grace_s)
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
+    plan = params.load()
+    driver: LoadDriver | None = None
     try:
         progress(f"{scenario.name}/{spec.name}: starting stack")
         t_up = time.monotonic()
@@ -127,16 +132,18 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 warm = LoadPlan(rate=WARMUP_RATE, duration_s=params.warmup / WARMUP_RATE, kind="sleep",
                                 params={"duration_s": 0.05}, timeout_s=params.client_timeout_s, phase="warmup",
                                 id_prefix="w")
-                driver = driver_factory()
-                driver.start(stack.api_url, warm, ledger, spec.name)
-                driver.wait()
+                # The built-in driver starts at once; Locust would add a second of start-up per system.
+                warm_driver = AsyncDriver()
+                warm_driver.start(stack.api_url, warm, ledger, spec.name)
+                warm_driver.wait()
                 _wait_warmup(ledger, time.monotonic() + WARMUP_TIMEOUT_S)
             progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                      f" ({len(schedule.steps)} fault step(s))")
+            driver = driver_factory()
+            driver.start(stack.api_url, plan, ledger, spec.name)  # returns when the first request is due
             t0 = time.time()
             ledger.set_meta("t0", t0)
-            driver = driver_factory()
-            driver.start(stack.api_url, params.load(), ledger, spec.name)
+            probe = capacity.KneeProbe(plan) if plan.steps else None
             active: list[ActiveFault] = []
             while True:
                 elapsed = time.time() - t0
@@ -151,21 +158,30 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                     nemesis.heal(a)
                     active.remove(a)
                     progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
+                if probe is not None and not load_done and probe.past_knee(ledger):
+                    progress(f"  t={elapsed:5.1f}s past the knee ({probe.reason}): stopping the load")
+                    driver.stop()
+                    probe = None
                 if load_done and not active:
                     break
                 time.sleep(0.05)
             nemesis.teardown()
             ledger.set_meta("load_end", time.time())
-            progress(f"{scenario.name}/{spec.name}: draining (quiet {spec.drain_quiet_s:g}s,"
+            quiet_s = params.drain_quiet_s or spec.drain_quiet_s
+            progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
-            result.drain_s, result.drain_end = drain(ledger, spec.drain_quiet_s, params.drain_deadline_s)
+            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s)
             ledger.set_meta("drain_end", time.time())
     finally:
         try:
+            if driver is not None:
+                driver.stop()  # a failed run must not leave its load running
             nemesis.teardown()
         finally:
             stack.down()
     result.check = check(ledger, spec.name)
+    if plan.steps:
+        result.extra["capacity"] = capacity.analyze(ledger, plan)
     c = result.check.counts
     progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
              f" duplicated {c.duplicated} retried {c.retried} (drain {result.drain_s:.1f}s, {result.drain_end})")
@@ -173,7 +189,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
 
 
 def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, out_dir: Path, infra: Infra,
-                 run_id: str, progress: Progress, driver_factory: DriverFactory = AsyncDriver) -> dict[str, Any]:
+                 run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver) -> dict[str, Any]:
     """Run scenario against each system; write results.json and index.html into out_dir.
 
     Raises IdentityError after writing the results when an identity fails (a harness bug).

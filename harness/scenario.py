@@ -31,6 +31,10 @@ class Params:
     """Measured load: requests per second (open loop)."""
     duration_s: float = 12.0
     """Measured load: seconds of sending."""
+    step_s: float = 0.0
+    """Above 0: the rate rises by step_factor every step_s seconds within duration_s (a capacity ladder)."""
+    step_factor: float = 1.5
+    """Rate of each ladder step over the one before."""
     warmup: int = 10
     """Tasks sent (and waited for) before measuring; they also prove the stack works end to end."""
     kind: str = "sleep"
@@ -63,6 +67,8 @@ class Params:
     """A request unanswered this long is indeterminate."""
     drain_deadline_s: float = 150.0
     """Longest wait, after the load and heal, for accepted tasks to complete."""
+    drain_quiet_s: float = 0.0
+    """End the drain early once the effect log is quiet this long (0: the system's own ``drain.quiet_s``)."""
 
     def override(self, values: Mapping[str, Any]) -> Params:
         """A copy with values replaced; strings are converted to each field's type."""
@@ -77,8 +83,10 @@ class Params:
 
     def load(self) -> LoadPlan:
         """The measured load."""
+        n = int(self.duration_s // self.step_s) if self.step_s > 0 else 0
+        steps = tuple((round(self.rate * self.step_factor**k, 3), self.step_s) for k in range(n))
         return LoadPlan(rate=self.rate, duration_s=self.duration_s, kind=self.kind, params=self.job_params(),
-                        timeout_s=self.client_timeout_s)
+                        timeout_s=self.client_timeout_s, steps=steps)
 
     def job_params(self) -> dict[str, Any]:
         """Parameters every task carries to its job."""

@@ -13,14 +13,17 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import tools
+from harness import netns, tools
 from harness.links import Link, Toxiproxy
-from harness.procs import Health, ManagedProcess, free_port
+from harness.procs import Health, ManagedProcess, free_port, stop_all
+from harness.spec import PROJECT_ROOT
 
 PG_OS_USER = "harness-pg"
 """OS user Postgres runs as when the harness runs as root (Postgres refuses root)."""
@@ -96,9 +99,14 @@ class Postgres:
         self.process.wait_healthy(60)
         self._wait_ready()
 
-    def _wait_ready(self) -> None:
-        subprocess.run([str(_pg_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(self.port), "-t", "60"],
-                       check=True, capture_output=True)
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        # pg_isready answers 1 at once while the server is still starting up: poll until 0.
+        deadline = time.monotonic() + timeout
+        while subprocess.run([str(_pg_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(self.port), "-t", "5"],
+                             capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Postgres not accepting connections after {timeout:.0f}s (log: {self.log_dir})")
+            time.sleep(0.2)
 
     def url(self, db: str, port: int | None = None) -> str:
         """Connection URL of database db (through another port, e.g. a Toxiproxy link)."""
@@ -126,22 +134,27 @@ class HatchetEngine:
     """Where its log goes."""
     process: ManagedProcess | None = None
     """The engine process."""
+    api: list[ManagedProcess] = field(default_factory=list)
+    """The REST API in its private network namespace, and its 127.0.0.1 bridge (empty when not root)."""
+    api_url: str = ""
+    """Base URL of the REST API (the token's server URL), through the bridge."""
     grpc_port: int = 0
     """gRPC port on 127.0.0.1 (workers and the API reach it through Toxiproxy links)."""
     token: str = field(default="", repr=False)
     """API token for tenant :data:`HATCHET_TENANT` (a secret: never logged)."""
 
-    def start(self, postgres: Postgres, db_link: Link) -> None:
-        """Migrate, seed the tenant, mint a token and start the engine."""
+    def start(self, postgres: Postgres, db_link: Link, progress: Progress = _quiet) -> None:
+        """Migrate, seed the tenant, mint a token, start the engine and its REST API."""
         postgres.create_database("hatchet")
         self.grpc_port = free_port()
-        api_port = free_port()  # not served (no API process); the token and config must agree on it
+        api_port = free_port()  # the bridge's port: the token's server URL must name it
+        self.api_url = f"http://127.0.0.1:{api_port}"
         config_dir = self.state_dir / "config"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {
             "DATABASE_URL": postgres.url("hatchet", db_link.port),
             "SERVER_PORT": str(api_port),
-            "SERVER_URL": f"http://127.0.0.1:{api_port}",
+            "SERVER_URL": self.api_url,
             "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
             "SERVER_AUTH_COOKIE_INSECURE": "true",
             "SERVER_GRPC_PORT": str(self.grpc_port),
@@ -177,6 +190,41 @@ class HatchetEngine:
         )
         self.process.start()
         self.process.wait_healthy(60)
+        if netns.available():
+            self._start_api(postgres, env, config_dir, api_port)
+        else:
+            progress("not root: Hatchet's REST API is not started (it binds every interface); workers cannot"
+                     " pause themselves on SIGTERM")
+
+    def _start_api(self, postgres: Postgres, env: dict[str, str], config_dir: Path, port: int) -> None:
+        """The REST API (workers pause through it on SIGTERM), isolated by :mod:`harness.netns`."""
+        sock = str(self.state_dir / "api.sock")
+        # Inside its namespace the API reaches Postgres through the server's Unix socket.
+        api_env = {**env, "DATABASE_URL": f"postgresql://postgres@/hatchet?host={postgres.state_dir}"
+                                          f"&port={postgres.port}&sslmode=disable"}
+        netns_cmd = [sys.executable, "-m", "harness.netns"]
+        inside = ManagedProcess(
+            name="engine-api",
+            argv=[*netns_cmd, "inside", "--unix", sock, "--port", str(port), "--",
+                  str(tools.hatchet_bin("hatchet-api")), "--config", str(config_dir)],
+            env=api_env, log_path=self.log_dir / "engine-api.log", roles=("engine-api",),
+            health=Health(log="namespace ready"), cwd=PROJECT_ROOT, stop_grace_s=10,
+        )
+        bridge = ManagedProcess(
+            name="engine-api-bridge",
+            argv=[*netns_cmd, "outside", "--unix", sock, "--port", str(port)],
+            log_path=self.log_dir / "engine-api-bridge.log", roles=("engine-api",),
+            health=Health(http=f"{self.api_url}/api/ready"), cwd=PROJECT_ROOT, stop_grace_s=2,
+        )
+        self.api = [inside, bridge]
+        for proc in self.api:
+            proc.start()
+        for proc in self.api:
+            proc.wait_healthy(60)
+
+    def processes(self) -> list[ManagedProcess]:
+        """The engine, then its API processes."""
+        return [p for p in (self.process, *self.api) if p]
 
     def _admin(self, argv: list[str], env: dict[str, str], what: str) -> str:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -194,7 +242,8 @@ class HatchetEngine:
         }
 
     def close(self) -> None:
-        """Stop the engine."""
+        """Stop the API, then the engine."""
+        stop_all(self.api)
         if self.process:
             self.process.stop()
 
@@ -246,13 +295,13 @@ class Infra:
                 self.db_link = self.toxiproxy.create(DB_LINK, f"127.0.0.1:{self.postgres.port}")
                 engine = HatchetEngine(self.state_dir / "hatchet", self.log_dir)
                 self.hatchet = engine
-                engine.start(self.postgres, self.db_link)
+                engine.start(self.postgres, self.db_link, self.progress)
 
     def processes(self, services: tuple[str, ...] | list[str]) -> list[ManagedProcess]:
         """The shared processes a system using ``services`` depends on (fault targets)."""
         out = []
         if "hatchet" in services and self.hatchet and self.postgres:
-            out += [p for p in (self.hatchet.process, self.postgres.process) if p]
+            out += [*self.hatchet.processes(), *([self.postgres.process] if self.postgres.process else [])]
         return out
 
     def secrets(self) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import report
-from harness.load import AsyncDriver
+from harness.load import LocustDriver
 from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
 from harness.scenario import Params, Scenario
@@ -39,7 +39,7 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = AsyncDriver) -> None:
+                 driver_factory: DriverFactory = LocustDriver) -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
@@ -64,13 +64,15 @@ class Session:
         return doc
 
     def close(self) -> None:
-        """Stop the shared servers, write the run index, point reports/latest here."""
+        """Stop the shared servers, write the run index (and reports/index.html), point reports/latest here."""
         try:
             self.infra.close()
         finally:
             if self.results and not (self.root / "results.json").exists():  # else root is a scenario's page
-                report.write_run_index(self.root, self.results)
-                if self.root.parent == REPORTS_DIR:
+                in_reports = self.root.parent == REPORTS_DIR
+                # A run in reports/ also refreshes the list of every run.
+                report.write_run_index(self.root, self.results, REPORTS_DIR if in_reports else None)
+                if in_reports:
                     latest = REPORTS_DIR / "latest"
                     tmp = REPORTS_DIR / f".latest-{os.getpid()}"
                     tmp.unlink(missing_ok=True)

@@ -18,7 +18,8 @@ from harness.procs import Health, ManagedProcess, free_port, stop_all
 from harness.services import DB_LINK, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
 
-SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "postgres": ("db",)}}
+SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "engine-api": ("engine-api",),
+                                 "engine-api-bridge": ("engine-api",), "postgres": ("db",)}}
 """Shared processes each harness service brings, with their roles."""
 
 

@@ -22,7 +22,7 @@ from harness.spec import PROJECT_ROOT
 HATCHET_VERSION = "v0.105.0"
 """Hatchet engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0, which we pin."""
 HATCHET_MODULE = "github.com/hatchet-dev/hatchet"
-HATCHET_COMMANDS = ("hatchet-engine", "hatchet-migrate", "hatchet-admin")
+HATCHET_COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet-admin")
 TOXIPROXY_VERSION = "v2.12.0"
 """Toxiproxy server tag."""
 TOXIPROXY_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"
@@ -42,7 +42,7 @@ def _tool_dir(tool: str, version: str) -> Path:
 
 
 def hatchet_bin(name: str) -> Path:
-    """Path of a pinned Hatchet binary (``hatchet-engine``, ``hatchet-migrate``, ``hatchet-admin``)."""
+    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`)."""
     return _require(_tool_dir("hatchet", HATCHET_VERSION) / "bin" / name)
 
 
@@ -83,10 +83,10 @@ def _run_with_heartbeat(what: str, argv: list[str], cwd: Path | None, env: dict[
         raise ToolMissing(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-def _build(tool: str, version: str, build: Callable[[Path], None]) -> None:
+def _build(tool: str, version: str, build: Callable[[Path], None], binaries: tuple[str, ...]) -> None:
     cached = CACHE_DIR / f"{tool}-{version}"
     stamp = cached / ".complete"
-    if not stamp.exists():
+    if not stamp.exists() or not all((cached / "bin" / b).is_file() for b in binaries):
         print(f"building {tool} {version} from the Go module proxy into {cached} (cold: a few minutes)", flush=True)
         t0 = time.monotonic()
         if cached.exists():
@@ -113,7 +113,7 @@ def _go_env() -> dict[str, str]:
 
 
 def build_hatchet(out: Path) -> None:
-    """Build the engine, migrator and admin CLI at the pinned tag with its version stamped in."""
+    """Build the engine, REST API, migrator and admin CLI at the pinned tag with its version stamped in."""
     go, env = _go(), _go_env()
     # `go install module/cmd@tag` needs the module's version list, which the proxy here refuses;
     # downloading the exact version and building inside it needs only that version.
@@ -142,8 +142,8 @@ def build_toxiproxy(out: Path) -> None:
 
 def ensure_all() -> None:
     """Build whatever pinned binary is missing (quick when everything is cached)."""
-    _build("hatchet", HATCHET_VERSION, build_hatchet)
-    _build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy)
+    _build("hatchet", HATCHET_VERSION, build_hatchet, HATCHET_COMMANDS)
+    _build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy, ("server",))
 
 
 def main() -> int:

@@ -60,3 +60,13 @@ def test_unwritable_out_is_refused_before_anything_starts(tmp_path: Path) -> Non
     expected = f"harness: error: --out {blocker / 'sub'}: cannot create it (Not a directory)"
     assert out.stderr.strip().splitlines() == [expected]
     assert "starting stack" not in out.stdout
+
+
+def test_out_holding_an_earlier_run_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text("{}")
+    out = harness("run", "baseline", "--out", str(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"harness: error: --out {tmp_path}: not empty (results of an earlier run would be mixed in); use a new directory"
+    ]
+    assert (tmp_path / "results.json").read_text() == "{}"

@@ -54,11 +54,12 @@ def test_create_makes_parent_dirs_and_a_wal_database(tmp_path: Path) -> None:
     assert tables == {"ops", "events", "faults", "samples", "meta"}
 
 
-def test_create_reopens_without_losing_data(tmp_path: Path) -> None:
+def test_create_refuses_an_existing_ledger_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     Ledger.create(path).record_op(op("t1"))
-    again = Ledger.create(path)
-    assert [o.task_id for o in again.ops()] == ["t1"]
+    with pytest.raises(FileExistsError, match="already exists"):
+        Ledger.create(path)
+    assert [o.task_id for o in Ledger(sqlite_url(path)).ops()] == ["t1"]
 
 
 def test_open_by_url_of_missing_file_raises(tmp_path: Path) -> None:

@@ -1,0 +1,350 @@
+"""HTML of the report pages, from already-read data (no file or ledger access here).
+
+Three pages: a scenario (headline, charts, drill-down, manifest, raw data), a run (its
+scenarios with their verdicts), and the list of every run with trends across runs. Pages with
+charts inline their script and style (:mod:`harness.report.assets`): they open with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.report import assets
+from harness.report.charts import Spec, cdf_chart, share_ranges, time_charts, trend_charts
+from harness.report.metrics import METRIC_GROUPS, applicable, difference, fmt, judge, ordered_runs, share
+from harness.report.series import RunSeries
+from harness.report.stories import Story
+from harness.report.verdict import verdict
+
+Link = tuple[str, str]
+"""(label, href) of a link."""
+
+e = html.escape
+
+TIME_KINDS = [
+    ("rates", "Requests and completions per second", True),
+    ("e2e", "End-to-end latency over time (request sent → first effect)", True),
+    ("api", "API latency over time (request sent → answer)", True),
+    ("backlog", "Backlog and attempts in flight", True),
+    # Process sets differ (Hatchet's Postgres dwarfs an API process): each chart scales on its own.
+    ("rss", "Resident memory per process", False),
+]
+"""Kinds of time chart, in page order: heading, and whether systems share the y range."""
+
+
+@dataclass
+class SystemView:
+    """One system's part of a scenario page."""
+
+    run: dict[str, Any]
+    """Its results.json entry."""
+    series: RunSeries | None = None
+    """Its time series (None without a ledger)."""
+    stories: list[Story] = field(default_factory=list)
+    """Drill-down of its lost and duplicated tasks."""
+    note: str = ""
+    """Why there are no charts, if there are none."""
+
+
+@dataclass
+class ScenarioView:
+    """Everything a scenario page shows."""
+
+    doc: dict[str, Any]
+    """The results.json document."""
+    systems: list[SystemView]
+    """Per system, native first."""
+    files: list[tuple[str, list[Link]]] = field(default_factory=list)
+    """Raw data links, grouped under a heading."""
+    nav: list[Link] = field(default_factory=list)
+    """Links to the run and the list of runs."""
+
+
+@dataclass
+class RunEntry:
+    """One run in the list of runs."""
+
+    name: str
+    """Directory name (the run id)."""
+    href: str
+    """Link to its page."""
+    docs: list[dict[str, Any]]
+    """Its scenarios' results.json documents."""
+
+    @property
+    def started(self) -> str:
+        """Start of its first scenario (ISO 8601)."""
+        return min((d.get("started_at", "") for d in self.docs), default="")
+
+
+def _id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)
+
+
+def _links(links: Sequence[Link], sep: str = " · ") -> str:
+    return sep.join(f"<a href='{e(href)}'>{e(label)}</a>" for label, href in links)
+
+
+def page(title: str, body: str, charts: Sequence[Spec] = ()) -> str:
+    """A whole HTML document; with charts, the data and the chart script are inlined."""
+    script = ""
+    if charts:
+        data = json.dumps({"charts": list(charts)}, separators=(",", ":")).replace("</", "<\\/")
+        script = (f"<script type='application/json' id='report-data'>{data}</script>"
+                  f"<script>{assets.chart_script()}</script>")
+    footer = (f"<p class='note small'>Rendered by <code>harness report</code> from results.json and the ledgers"
+              f"{f'; charts by uPlot {e(assets.uplot_version())}, inlined' if charts else ''}. "
+              f"This page loads nothing from the network.</p>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{e(title)}</title>"
+            f"<style>{assets.style()}</style></head><body>{body}{footer}{script}</body></html>\n")
+
+
+def _verdict_box(doc: dict[str, Any]) -> str:
+    v = verdict(doc)
+    return f"<p class='verdict {v.level}'><b>Verdict:</b> {e(v.text)}</p>"
+
+
+def headline_table(doc: dict[str, Any]) -> str:
+    """Systems side by side, with the better and worse value of each comparable row marked."""
+    runs = ordered_runs(doc)
+    live = [r for r in runs if applicable(r)]
+    ref = live[0] if live else None
+    others = live[1:]
+    head = "".join(f"<th>{e(r['system'])}</th>" for r in runs)
+    head += "".join(f"<th class='diff'>{e(o['system'])} vs {e(ref['system'])}</th>" for o in others if ref)
+    rows = []
+    for title, metrics in METRIC_GROUPS:
+        rows.append(f"<tr class='group'><td colspan='{1 + len(runs) + len(others)}'>{e(title)}</td></tr>")
+        for m in metrics:
+            values = [m.value(r) if applicable(r) else None for r in runs]
+            marks = judge(m, values)
+            cells = []
+            for run, value, mark in zip(runs, values, marks, strict=True):
+                if not applicable(run):
+                    cells.append("<td class='na'>n/a</td>")
+                    continue
+                classes = " ".join(c for c in (mark, "bad" if m.bad and value else "") if c)
+                pct = share(value, run.get("accepted")) if m.of_accepted else ""
+                extra = f"<span class='share'>{pct}</span>" if pct else ""
+                cells.append(f"<td class='{classes}'>{e(fmt(value))}{extra}</td>")
+            if ref:
+                cells += [f"<td class='diff'>{e(difference(m.value(ref), m.value(o)))}</td>" for o in others]
+            rows.append(f"<tr><td class='label'>{e(m.label)}</td>{''.join(cells)}</tr>")
+    notes = "".join(f"<li>{e(r['system'])}: not applicable ({e(r.get('reason') or '')})</li>"
+                    for r in runs if not applicable(r))
+    legend = ("<p class='note'>Green: the better system on that row; red: the worse. Bold red: a nonzero count "
+              "that must be zero for a reliable system. Shares are of accepted tasks. Differences: counts as "
+              "signed differences, times and rates as ratios.</p>")
+    return (f"<table><tr><th class='label'>metric</th>{head}</tr>{''.join(rows)}</table>"
+            f"{f'<ul>{notes}</ul>' if notes else ''}{legend}")
+
+
+def _faults_list(runs: Sequence[dict[str, Any]]) -> str:
+    items = []
+    for r in runs:
+        for f in r.get("faults") or []:
+            until = "never healed" if f.get("until_s") is None else f"healed at {fmt(f['until_s'])} s"
+            rec = f.get("recovery_s")
+            recovery = "" if "recovery_s" not in f else (
+                "; completions never got back to 90 % of the pre-fault rate" if rec is None
+                else f"; completions back to 90 % of the pre-fault rate {fmt(rec)} s after the heal")
+            items.append(f"<li>{e(r['system'])}: <b>{e(f['action'])} {e(f['target'])}</b> at {fmt(f['at_s'])} s, "
+                         f"{until}{recovery}</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p class='note'>No fault was injected.</p>"
+
+
+def _chart_cell(spec: Spec) -> str:
+    return f"<div><div class='chart' id='{e(spec['id'])}' data-chart></div></div>"
+
+
+def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
+    sync = _id(view.doc["scenario"])
+    drawn = [s for s in view.systems if s.series is not None]
+    per_system = {s.run["system"]: time_charts(s.series, s.run.get("faults") or [], _id(s.run["system"]), sync)
+                  for s in drawn if s.series is not None}
+    specs: list[Spec] = []
+    cols = max(1, len(view.systems))
+    parts = []
+    for kind, heading, same_y in TIME_KINDS:
+        group = [per_system[s.run["system"]][kind] for s in drawn]
+        share_ranges(group, y=same_y)
+        specs += group
+        cells = [_chart_cell(per_system[s.run["system"]][kind]) if s.series is not None
+                 else f"<div class='note'>{e(s.run['system'])}: {e(s.note)}</div>" for s in view.systems]
+        parts.append(f"<h3>{e(heading)}</h3><div class='grid' style='--cols:{cols}'>{''.join(cells)}</div>")
+    cdfs = [cdf_chart("cdf-e2e", "End-to-end latency distribution",
+                      [(s.run["system"], s.series.e2e_cdf) for s in drawn if s.series is not None]),
+            cdf_chart("cdf-api", "API latency distribution",
+                      [(s.run["system"], s.series.api_cdf) for s in drawn if s.series is not None])]
+    if drawn:
+        specs += cdfs
+        parts.append("<h3>Latency distribution (accepted tasks)</h3>"
+                     f"<div class='grid' style='--cols:2'>{''.join(_chart_cell(c) for c in cdfs)}</div>")
+    note = ("<p class='note'>Shaded bands are fault windows (from injection to heal), labelled with the fault. "
+            "Hover a chart to read values; the charts of one scenario share the cursor. Drag to zoom, "
+            "double-click to reset. Charts of the same kind share their y range across systems.</p>")
+    return note + "".join(parts), specs
+
+
+def _story_html(story: Story) -> str:
+    rows = "".join(f"<tr class='{'fault' if s.fault else ''}'><td>{s.t_s:.3f}</td><td class='text'>{e(s.what)}</td>"
+                   f"<td class='text mono'>{e(s.detail)}</td></tr>" for s in story.steps)
+    return (f"<details><summary><code>{e(story.task_id)}</code> {e(story.verdict)}: {e(story.summary)}</summary>"
+            f"<table><tr><th>t (s)</th><th class='label'>what</th><th class='label'>detail</th></tr>{rows}"
+            f"</table></details>")
+
+
+def _drilldown(view: ScenarioView) -> str:
+    parts = []
+    for s in view.systems:
+        run = s.run
+        if not applicable(run):
+            continue
+        counts = {"lost": run.get("lost", 0), "duplicated": run.get("duplicated", 0)}
+        if not any(counts.values()):
+            parts.append(f"<p>{e(run['system'])}: no lost and no duplicated task.</p>")
+            continue
+        for kind, total in counts.items():
+            if not total:
+                continue
+            mine = [st for st in s.stories if st.verdict == kind]
+            shown = f"first {len(mine)} of {total}" if len(mine) < total else f"all {total}"
+            parts.append(f"<h3>{e(run['system'])}: {kind} tasks ({shown})</h3>")
+            stories = "".join(_story_html(st) for st in mine)
+            parts.append(f"<div class='stories'>{stories}</div>" if stories else f"<p class='note'>{e(s.note)}</p>")
+    return "".join(parts)
+
+
+def _kv_table(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><td class='label'>{e(k)}</td><td class='text mono'>{e(str(v))}</td></tr>" for k, v in items)
+    return f"<table>{rows}</table>"
+
+
+def _rss(run: dict[str, Any], process: str) -> str:
+    m = (run.get("rss_mb") or {}).get(process)
+    return f"{fmt(m['start'])} → {fmt(m['max'])} → {fmt(m['end'])}" if m else "—"
+
+
+def _run_facts(doc: dict[str, Any]) -> str:
+    """Per-system facts of the run (stack start, drain, memory), systems side by side."""
+    runs = [r for r in ordered_runs(doc) if applicable(r)]
+    rows: list[tuple[str, list[str]]] = [
+        ("stack up (s)", [fmt(r.get("stack_up_s")) for r in runs]),
+        ("drain (s)", [fmt(r.get("drain_s")) for r in runs]),
+        ("drain ended by", [str(r.get("drain_end", "—")) for r in runs]),
+        ("ledger", [str(r.get("ledger", "—")) for r in runs]),
+        ("identities broken", ["; ".join(r.get("identities_broken") or []) or "none" for r in runs]),
+    ]
+    for proc in sorted({p for r in runs for p in (r.get("rss_mb") or {})}):
+        rows.append((f"RSS {proc} (MiB: start → peak → end)", [_rss(r, proc) for r in runs]))
+    head = "".join(f"<th>{e(r['system'])}</th>" for r in runs)
+    body = "".join(f"<tr><td class='label'>{e(label)}</td>{''.join(f'<td>{e(v)}</td>' for v in values)}</tr>"
+                   for label, values in rows)
+    return f"<table><tr><th></th>{head}</tr>{body}</table>"
+
+
+def _manifest(doc: dict[str, Any]) -> str:
+    manifest = dict(doc.get("manifest") or {})
+    params = manifest.pop("params", {}) or {}
+    top = [("scenario", doc.get("scenario")), ("seed", doc.get("seed")), ("started at", doc.get("started_at")),
+           ("wall time (s)", doc.get("duration_s")), *manifest.items()]
+    return (f"<div class='grid manifest' style='--cols:3'><div><h3>Run</h3>{_kv_table(top)}</div>"
+            f"<div><h3>Parameters</h3>{_kv_table(list(params.items()))}</div>"
+            f"<div><h3>Per system</h3>{_run_facts(doc)}</div></div>")
+
+
+def _file_list(links: Sequence[Link]) -> str:
+    return f"<ul class='files'>{''.join(f'<li>{_links([link])}</li>' for link in links)}</ul>"
+
+
+def _files(groups: Sequence[tuple[str, list[Link]]]) -> str:
+    return "".join(f"<h3>{e(title)}</h3>{_file_list(links)}" for title, links in groups if links)
+
+
+def render_scenario(view: ScenarioView) -> str:
+    """A scenario's page: headline, charts, drill-down, manifest and raw data."""
+    doc = view.doc
+    charts_html, specs = _charts(view)
+    body = (f"<nav>{_links(view.nav)}</nav><h1>{e(doc['scenario'])}</h1>"
+            f"<p><b>Fault:</b> {e(doc.get('fault', ''))}<br><b>Claim:</b> {e(doc.get('claim', ''))}<br>"
+            f"<b>Seed</b> {e(str(doc.get('seed')))} · <b>started</b> {e(doc.get('started_at', ''))} · "
+            f"<b>git</b> <code>{e(str((doc.get('manifest') or {}).get('git_sha', '?')))}</code></p>"
+            f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}"
+            f"<h2>Faults</h2>{_faults_list(ordered_runs(doc))}"
+            f"<h2>Over time</h2>{charts_html}"
+            f"<h2>Lost and duplicated tasks</h2>{_drilldown(view)}"
+            f"<h2>Manifest</h2>{_manifest(doc)}<h2>Raw data</h2>{_files(view.files)}")
+    return page(f"{doc['scenario']}: native vs Hatchet", body, specs)
+
+
+def _summary_cells(doc: dict[str, Any]) -> str:
+    cells = []
+    for r in ordered_runs(doc):
+        if not applicable(r):
+            cells.append(f"<td class='na text'>{e(r['system'])}: n/a</td>")
+            continue
+        lost = f"<span class='{'bad' if r.get('lost') else ''}'>lost {fmt(r.get('lost'))}</span>"
+        dup = f"<span class='{'bad' if r.get('duplicated') else ''}'>dup {fmt(r.get('duplicated'))}</span>"
+        cells.append(f"<td class='text'><b>{e(r['system'])}</b> accepted {fmt(r.get('accepted'))}, {lost}, {dup}, "
+                     f"{fmt(r.get('throughput_tps'))} tasks/s</td>")
+    return "".join(cells)
+
+
+def render_run_index(name: str, entries: Sequence[tuple[str, dict[str, Any]]], files: Sequence[Link],
+                     nav: Sequence[Link]) -> str:
+    """A run's page: each scenario (href, results.json) with its verdict and headline counts."""
+    rows = "".join(f"<tr><td class='label'><a href='{e(href)}'>{e(doc['scenario'])}</a></td>"
+                   f"<td class='text'>{_verdict_box(doc)}</td>{_summary_cells(doc)}</tr>" for href, doc in entries)
+    first = entries[0][1] if entries else {}
+    manifest = first.get("manifest") or {}
+    facts = [("git", manifest.get("git_sha")), ("host", manifest.get("host")), ("command", manifest.get("command")),
+             ("started", min((d.get("started_at", "") for _, d in entries), default=""))]
+    body = (f"<nav>{_links(nav)}</nav><h1>Run {e(name)}</h1>{_kv_table(facts)}"
+            f"<h2>Scenarios</h2><table><tr><th class='label'>scenario</th><th class='label'>verdict</th>"
+            f"<th class='label' colspan='2'>systems</th></tr>{rows}</table>"
+            f"<h2>Logs of the shared servers</h2>{_file_list(files)}")
+    return page(f"Run {name}", body)
+
+
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return iso
+
+
+def render_reports_index(runs: Sequence[RunEntry]) -> str:
+    """The list of every run, newest first, and per scenario the trend of lost tasks and throughput."""
+    newest = sorted(runs, key=lambda r: r.started, reverse=True)
+    rows = []
+    for run in newest:
+        scen = "".join(f"<tr><td class='label'>{e(d['scenario'])}</td>{_summary_cells(d)}</tr>" for d in run.docs)
+        sha = str((run.docs[0].get("manifest") or {}).get("git_sha", "?")) if run.docs else "?"
+        rows.append(f"<tr><td class='label'><a href='{e(run.href)}'>{e(run.name)}</a></td>"
+                    f"<td class='text'>{e(_when(run.started))}</td>"
+                    f"<td class='mono'>{e(sha[:12])}</td><td class='text'><table>{scen}</table></td></tr>")
+    oldest = list(reversed(newest))
+    by_scenario: dict[str, list[tuple[int, dict[str, dict[str, Any]]]]] = {}
+    for number, run in enumerate(oldest, start=1):
+        for d in run.docs:
+            by_scenario.setdefault(d["scenario"], []).append((number, {r["system"]: r for r in d["runs"]}))
+    specs: list[Spec] = []
+    trend = []
+    for scenario, points in sorted(by_scenario.items()):
+        pair = trend_charts(f"trend-{_id(scenario)}", scenario, [r.name for r in oldest], points)
+        specs += pair
+        trend.append(f"<div class='grid' style='--cols:2'>{''.join(_chart_cell(s) for s in pair)}</div>")
+    body = (f"<h1>All runs</h1><p class='note'>{len(runs)} run(s), newest first.</p>"
+            f"<table><tr><th class='label'>run</th><th class='label'>started</th><th>git</th>"
+            f"<th class='label'>scenarios</th></tr>"
+            f"{''.join(rows)}</table><h2>Trends across runs</h2>"
+            f"<p class='note'>Each point is one run of the scenario; runs are numbered from the oldest "
+            f"(hover a point for the run's id).</p>{''.join(trend)}")
+    return page("All runs", body, specs)

@@ -1,0 +1,117 @@
+"""Drill-down: the story of one lost or duplicated task, told from the ledger.
+
+A story is the task's request and answer (client history), every attempt start, error and
+effect (effect log), and the faults whose window overlaps the task's life, all on the run's
+time axis (seconds since the start of the measured load).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.history import Event, Op
+from harness.ledger import Ledger
+from harness.report.export import scrub_tokens
+
+
+@dataclass
+class Step:
+    """One line of a story."""
+
+    t_s: float
+    """Seconds since the start of the measured load."""
+    what: str
+    """What happened, in a few words."""
+    detail: str = ""
+    """Process, status, error text."""
+    fault: bool = False
+    """The line is a fault injection or heal (shown in the fault colour)."""
+
+
+@dataclass
+class Story:
+    """What happened to one task."""
+
+    task_id: str
+    """Client-made id."""
+    verdict: str
+    """``lost`` or ``duplicated``."""
+    steps: list[Step] = field(default_factory=list)
+    """In time order."""
+    faults: list[str] = field(default_factory=list)
+    """The faults overlapping the task's life, one line each."""
+    attempts: int = 0
+    """Attempt starts recorded."""
+    effects: int = 0
+    """Effects recorded."""
+
+    @property
+    def summary(self) -> str:
+        """One line: attempts and effects, and the faults it met."""
+        met = f"; during {', '.join(self.faults)}" if self.faults else "; no fault overlapped it"
+        return f"{self.attempts} attempt(s), {self.effects} effect(s){met}"
+
+
+def _fault_line(fault: dict[str, Any]) -> str:
+    until = fault.get("until_s")
+    window = f"{fault['at_s']:.2f}–{until:.2f} s" if until is not None else f"from {fault['at_s']:.2f} s, never healed"
+    return f"{fault['action']} {fault['target']} ({window})"
+
+
+def _op_steps(op: Op, t0: float) -> list[Step]:
+    sent = Step(op.invoke_t - t0, "request sent", f"kind {op.kind}, client {op.client or '?'}")
+    latency = f"after {1000 * (op.complete_t - op.invoke_t):.0f} ms"
+    if op.outcome == "ok":
+        answer = Step(op.complete_t - t0, f"accepted ({op.status})", latency)
+    elif op.outcome == "fail":
+        answer = Step(op.complete_t - t0, f"refused ({op.status or 'no connection'})", f"{latency}: {op.error or ''}")
+    else:
+        answer = Step(op.complete_t - t0, "no answer", f"{latency}: {op.error or ''}")
+    return [sent, answer]
+
+
+def _event_step(ev: Event, t0: float) -> Step:
+    where = f"{ev.process} (pid {ev.pid})"
+    what = {"start": f"attempt {ev.attempt} started", "effect": f"effect (attempt {ev.attempt})",
+            "error": f"attempt {ev.attempt} raised",
+            "call": f"downstream call (attempt {ev.attempt})"}.get(ev.type, ev.type)
+    return Step(ev.t - t0, what, f"{where}{': ' + ev.detail if ev.detail else ''}")
+
+
+def stories(ledger: Ledger, t0: float, lost_ids: Sequence[str], duplicated_ids: Sequence[str],
+            faults: Sequence[dict[str, Any]], end_s: float) -> list[Story]:
+    """The stories of the given lost and duplicated tasks, with results.json's fault windows.
+
+    A fault belongs to a story when its window overlaps the task's life: from its request to
+    its last effect-log record, or to end_s (the end of the drain) for a task that never finished.
+    """
+    wanted = {**{i: "lost" for i in lost_ids}, **{i: "duplicated" for i in duplicated_ids}}
+    ops = {o.task_id: o for o in ledger.ops() if o.task_id in wanted}
+    events: dict[str, list[Event]] = {}
+    for ev in ledger.events():
+        if ev.task_id in wanted:
+            events.setdefault(ev.task_id, []).append(ev)
+    out = []
+    for task_id, verdict in wanted.items():
+        op = ops.get(task_id)
+        evs = events.get(task_id, [])
+        steps = (_op_steps(op, t0) if op else []) + [_event_step(e, t0) for e in evs]
+        begin = steps[0].t_s if steps else 0.0
+        finished = verdict == "duplicated" or any(e.type == "effect" for e in evs)
+        end = max((s.t_s for s in steps), default=begin) if finished else end_s
+        story = Story(task_id, verdict, attempts=sum(e.type == "start" for e in evs),
+                      effects=sum(e.type == "effect" for e in evs))
+        for f in faults:
+            until = f.get("until_s")
+            if f["at_s"] <= end and (until is None or until >= begin):
+                story.faults.append(_fault_line(f))
+                steps.append(Step(f["at_s"], f"fault: {f['action']} {f['target']}", "", fault=True))
+                if until is not None:
+                    steps.append(Step(until, f"healed: {f['action']} {f['target']}", "", fault=True))
+        for step in steps:
+            step.detail = scrub_tokens(step.detail)
+        story.steps = sorted(steps, key=lambda s: s.t_s)
+        out.append(story)
+    return out
