@@ -1,4 +1,4 @@
-"""Command line: ``harness list``, ``harness run``, ``harness report``.
+"""Command line: ``harness list``, ``harness run``, ``harness report``, ``harness up``.
 
 Bad input gets one line on stderr and exit status 2; an identity failure (a harness bug) exits 3;
 Ctrl-C or SIGTERM stops every process of the run and exits 130/143.
@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
 from harness import report
 from harness.catalog import discover
 from harness.checker import IdentityError
-from harness.procs import HealthTimeout
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.load import ENV_SHAPE, LOCUSTFILE
+from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params
-from harness.session import REPORTS_DIR, Session
+from harness.session import Session
 from harness.spec import SpecError, find_systems
+from harness.stack import Stack
 from harness.tools import ToolMissing
 
 
@@ -49,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
+    up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
+                        "Ctrl-C stops it")
+    up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
+    up.add_argument("--out", type=Path, default=None, help="run directory (default reports/<run-id>)")
     rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
@@ -117,11 +126,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
-        pages = report.rebuild(args.dirs, default_reports_dir=REPORTS_DIR)
+        pages = report.rebuild(args.dirs)
     except report.ReportInputError as exc:
         raise UsageError(str(exc)) from None
     for page in pages:
         print(f"report: {page}")
+    return 0
+
+
+def _locust_command(api_url: str, ledger_url: str, system: str) -> str:
+    locust = Path(sys.executable).with_name("locust")
+    exe = [str(locust)] if locust.exists() else [sys.executable, "-m", "locust"]
+    env = f"{ENV_LEDGER}={shlex.quote(ledger_url)} {ENV_SYSTEM}={shlex.quote(system)}"
+    return env + " " + shlex.join([*exe, "-f", str(LOCUSTFILE), "--host", api_url, "--web-host", "127.0.0.1",
+                                   "--web-port", str(free_port())])
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    systems = find_systems()
+    if args.system not in systems:
+        raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
+    spec, params = systems[args.system], Params()
+    out = _writable_dir(args.out) if args.out else None
+    with Session(root=out) as session:
+        run_dir = session.root / spec.name
+        ledger = Ledger.create(run_dir / "ledger.db")
+        ledger.set_meta("system", spec.name)
+        stack = Stack(spec, run_dir, ledger, session.infra, params.task_config(), session.run_id, session.progress,
+                      grace_s=params.grace_s)
+        try:
+            stack.up()
+            print(f"{spec.name} is up; Ctrl-C stops every process\n"
+                  f"  API     {stack.api_url}\n"
+                  f"  ledger  {ledger.url}\n"
+                  f"  logs    {run_dir / 'logs'}\n"
+                  f"  locust  {_locust_command(stack.api_url, ledger.url, spec.name)}\n"
+                  f"  (headless: add --headless -u 10 -r 10 -t 30s; open loop: prefix {ENV_SHAPE}=open, add "
+                  f"--rate 50 --duration 30; see harness/loadgen/locustfile.py)", flush=True)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+        finally:
+            stack.down()
+    print(f"{spec.name} stopped; its history is in {run_dir / 'ledger.db'}", flush=True)
     return 0
 
 
@@ -138,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "up":
+            return _cmd_up(args)
         return _cmd_run(args)
     except (UsageError, ParamError, SpecError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

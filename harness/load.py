@@ -210,6 +210,15 @@ class AsyncDriver:
         self._stop.set()
 
 
+def processes_args(processes: int) -> list[str]:
+    """Locust options for ``processes`` local workers (none for 0), their master on a free loopback port."""
+    if not processes:
+        return []
+    port = str(free_port())
+    return ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-port", port]
+
+
 class LocustDriver:
     """Open-loop load from Locust, headless in a subprocess with the harness's locustfile.
 
@@ -240,11 +249,7 @@ class LocustDriver:
         argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
                 "--plan", plan.to_json(), "--csv", str(stem), "--html", f"{stem}.html", "--json-file", str(stem),
                 "--only-summary", "--exit-code-on-error", "0", "--loglevel", "INFO"]
-        if self.processes:
-            port = str(free_port())  # the master's port for its workers, on loopback only
-            argv += ["--processes", str(self.processes), "--master-bind-host", "127.0.0.1",
-                     "--master-bind-port", port, "--master-port", port]
-        return argv
+        return argv + processes_args(self.processes)
 
     def start(self, base_url: str, plan: LoadPlan, ledger: Ledger, system: str) -> None:
         """Start Locust and return when the open loop's first request is due."""

@@ -113,7 +113,10 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     ledger = Ledger.create(run_dir / "ledger.db")
     ledger.set_meta("scenario", scenario.name)
     ledger.set_meta("system", spec.name)
-    stack = Stack(spec, run_dir, ledger, infra, params.task_config(), run_id, progress, grace_s=params.grace_s)
+    # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
+    # shared engine (retries, hung attempts) must never reach this scenario's workers.
+    stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
+                  grace_s=params.grace_s)
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     plan = params.load()

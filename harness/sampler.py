@@ -12,7 +12,11 @@ from harness.procs import ManagedProcess
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its descendants (0 when it is gone)."""
+    """Memory of a process and its descendants, in bytes (0 when it is gone).
+
+    Proportional set size where the kernel reports it: summing plain RSS over Postgres's backends
+    would count its shared buffers once per backend.
+    """
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
@@ -21,7 +25,7 @@ def tree_rss(pid: int) -> int:
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            total += getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss
         except psutil.Error:
             pass
     return total

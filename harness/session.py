@@ -20,10 +20,10 @@ from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
 from harness.scenario import Params, Scenario
 from harness.services import Infra
-from harness.spec import PROJECT_ROOT, SystemSpec
+from harness.spec import SystemSpec
 
-REPORTS_DIR = Path(os.environ.get("HARNESS_REPORTS_DIR", PROJECT_ROOT / "reports"))
-"""Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``)."""
+REPORTS_DIR = report.REPORTS_DIR
+"""Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``); the report's layout owns it."""
 
 
 def new_run_id() -> str:

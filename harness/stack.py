@@ -60,7 +60,7 @@ class Stack:
     """All processes and links of one system's run, started in order and stopped on every path."""
 
     def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
-                 run_id: str, progress: Progress, grace_s: float = 10.0) -> None:
+                 run_key: str, progress: Progress, grace_s: float = 10.0) -> None:
         self.spec = spec
         """The system."""
         self.run_dir = run_dir
@@ -71,8 +71,9 @@ class Stack:
         """Shared servers (Toxiproxy, Postgres, engine)."""
         self.task_config = task_config
         """Retries, timeouts and slots passed to the system."""
-        self.namespace = re.sub(r"[^a-z0-9]+", "_", f"{run_id}_{spec.name}".lower()) + "_"
-        """Hatchet namespace of this run, so leftovers of other runs never reach its workers."""
+        self.namespace = re.sub(r"[^a-z0-9]+", "_", f"{run_key}_{spec.name}".lower()) + "_"
+        """Hatchet namespace of this run (run_key: run id and scenario), so leftovers of other runs never
+        reach its workers."""
         self.progress = progress
         """One-line progress callback."""
         self.grace_s = grace_s

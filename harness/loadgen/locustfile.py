@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import time
 from typing import Any, NoReturn
 
@@ -58,7 +59,11 @@ log = logging.getLogger(__name__)
 
 
 class History:
-    """This process's client history: ops buffered, appended to the ledger every FLUSH_S."""
+    """This process's client history: ops buffered, appended to the ledger every FLUSH_S.
+
+    Once a second it also records how far the open loop's sends lagged behind their intended
+    times (sample ``send_lag_ms``, the worst in that second): a lagging generator is no system limit.
+    """
 
     def __init__(self) -> None:
         self.url = os.environ.get(ENV_LEDGER, "")
@@ -69,34 +74,50 @@ class History:
         """Ops not written yet."""
         self.written = 0
         """Ops written so far."""
+        self.lag_s: float | None = None
+        """Worst send lag since the last sample, seconds (None: nothing sent)."""
         self._ledger: Ledger | None = None
 
     def add(self, op: Op) -> None:
         """Keep one op for the next flush."""
         self.ops.append(op)
 
-    def flush(self) -> None:
-        """Append the buffered ops in one transaction."""
+    def lagged(self, seconds: float) -> None:
+        """An open-loop request left this long after its intended time."""
+        self.lag_s = seconds if self.lag_s is None else max(self.lag_s, seconds)
+
+    def flush(self, with_sample: bool = False) -> None:
+        """Append the buffered ops in one transaction (and the send-lag sample)."""
         ops, self.ops = self.ops, []
-        if not ops or not self.url:
+        lag, self.lag_s = (self.lag_s, None) if with_sample else (None, self.lag_s)
+        if not self.url or (not ops and lag is None):
             return
         if self._ledger is None:
             self._ledger = Ledger(self.url)
         # In a real thread: SQLite may wait for the ledger's write lock, which must not stall every greenlet.
-        gevent.get_hub().threadpool.apply(self._ledger.record_ops, (ops,))
+        gevent.get_hub().threadpool.apply(self._write, (self._ledger, ops, lag))
         self.written += len(ops)
 
+    @staticmethod
+    def _write(ledger: Ledger, ops: list[Op], lag_s: float | None) -> None:
+        if ops:
+            ledger.record_ops(ops)
+        if lag_s is not None:
+            ledger.record_sample(f"locust-{os.getpid()}", "send_lag_ms", round(1000 * lag_s, 3))
+
     def run(self) -> NoReturn:
-        """Flush every FLUSH_S, forever."""
+        """Flush every FLUSH_S, with a send-lag sample once a second, forever."""
+        n = 0
         while True:
             gevent.sleep(FLUSH_S)
-            self.flush()
+            n += 1
+            self.flush(with_sample=n % round(1 / FLUSH_S) == 0)
 
 
 HISTORY = History()
 """The client history of this process."""
 IN_FLIGHT = Group()
-"""Open-loop requests of this process still waiting for an answer."""
+"""Requests of this process still waiting for an answer."""
 _task_numbers = itertools.count()
 
 
@@ -120,7 +141,9 @@ class TaskUser(FastHttpUser):
         if SHAPE == "open":
             self._open_loop()
         else:
-            self.send(f"{self.plan.id_prefix}{self.tag}-{next(_task_numbers):07d}", time.time())
+            # In its own greenlet: a user stopped mid-request (a shape lowering the count) must not cut
+            # the request off, which would turn a known answer into ``info``.
+            IN_FLIGHT.spawn(self.send, f"{self.plan.id_prefix}{self.tag}-{next(_task_numbers):07d}", time.time()).join()
 
     def _open_loop(self) -> None:
         env = self.environment
@@ -134,8 +157,11 @@ class TaskUser(FastHttpUser):
                 intended = start + self.plan.due_s(i)
                 delay = intended - time.time()
                 if delay > 0:
-                    gevent.sleep(delay)
+                    plan.pause(delay)
+                if plan.stopping():
+                    break
                 lags.append(time.time() - intended)
+                HISTORY.lagged(lags[-1])
                 IN_FLIGHT.spawn(self.send, plan.task_id(self.plan, env.parsed_options, i), intended)
             IN_FLIGHT.join()
             lags.sort()
@@ -194,6 +220,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if not HISTORY.url:
         log.warning("%s is unset: requests are sent but no client history is kept", ENV_LEDGER)
     plan.install(environment)
+    # Locust ignores SIGTERM while a headless shape runs (its handler comes later): stop gracefully here.
+    gevent.signal_handler(signal.SIGTERM, plan.request_stop)
     gevent.spawn(HISTORY.run)
 
 

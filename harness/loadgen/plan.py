@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from gevent.event import Event
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.rpc import Message
@@ -36,6 +37,23 @@ DISTRIBUTED_LEAD_S = 1.0
 
 log = logging.getLogger(__name__)
 _done: set[int] = set()
+_stop = Event()
+
+
+def request_stop() -> None:
+    """Stop sending (SIGTERM): the open loop sends no more, the shape ends the test, answers still count."""
+    log.info("asked to stop: no more requests are sent")
+    _stop.set()
+
+
+def stopping() -> bool:
+    """Whether this process was asked to stop."""
+    return bool(_stop.is_set())
+
+
+def pause(seconds: float) -> None:
+    """Sleep, or return early when asked to stop."""
+    _stop.wait(seconds)
 
 
 def add_options(parser: LocustArgumentParser) -> None:

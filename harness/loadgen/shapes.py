@@ -39,7 +39,8 @@ class _Closed(LoadTestShape):
         return int(o.num_users or 1), float(o.spawn_rate or 1), float(o.run_time) if o.run_time else None
 
     def _elapsed(self) -> float:
-        return float(self.get_run_time())  # type: ignore[no-untyped-call]
+        """Seconds since the test started; infinite once asked to stop (every shape then ends)."""
+        return float("inf") if plan.stopping() else float(self.get_run_time())  # type: ignore[no-untyped-call]
 
 
 class SteadyShape(_Closed):
@@ -48,7 +49,7 @@ class SteadyShape(_Closed):
     def tick(self) -> tuple[int, float] | None:
         """Locust asks once a second: (users, spawn rate), or None to stop."""
         users, spawn_rate, run_time = self._common()
-        return None if run_time is not None and self._elapsed() >= run_time else (users, spawn_rate)
+        return None if self._elapsed() >= (run_time or float("inf")) else (users, spawn_rate)
 
 
 class RampShape(_Closed):
@@ -95,7 +96,7 @@ class OpenLoopShape(LoadTestShape):
         p = plan.plan_of(env.parsed_options)
         limit = plan.DISTRIBUTED_LEAD_S + p.due_s(p.count - 1) + p.timeout_s + STOP_SLACK_S if p.count else 0.0
         elapsed = float(self.get_run_time())  # type: ignore[no-untyped-call]
-        if plan.finished(env) or elapsed > limit:
+        if plan.finished(env) or plan.stopping() or elapsed > limit:
             return None
         n = self.runner.worker_count if isinstance(self.runner, MasterRunner) else 1
         return n, float(n)

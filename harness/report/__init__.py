@@ -10,6 +10,7 @@ them without running anything.
 """
 
 from harness.report.build import (
+    REPORTS_DIR,
     ReportInputError,
     classify_dir,
     rebuild,
@@ -21,6 +22,7 @@ from harness.report.metrics import text_table
 from harness.report.verdict import Verdict, verdict
 
 __all__ = [
+    "REPORTS_DIR",
     "ReportInputError",
     "Verdict",
     "classify_dir",

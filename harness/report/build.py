@@ -29,11 +29,14 @@ from harness.report.pages import (
 )
 from harness.report.series import read_series
 from harness.report.stories import stories
+from harness.spec import PROJECT_ROOT
 
+REPORTS_DIR = Path(os.environ.get("HARNESS_REPORTS_DIR", PROJECT_ROOT / "reports"))
+"""Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``)."""
 INDEX = "index.html"
 """Name of every page."""
-LOCUST_PATTERNS = ("locust*", "*_stats.csv", "*_stats_history.csv", "*_failures.csv", "*_exceptions.csv")
-"""Files of Locust's own reports (HTML and CSV), wherever the load driver left them in a scenario directory."""
+LOCUST_CSV = ("*_stats.csv", "*_stats_history.csv", "*_failures.csv", "*_exceptions.csv")
+"""Locust's CSV reports, wherever the load driver wrote them."""
 
 
 class ReportInputError(ValueError):
@@ -52,12 +55,18 @@ def _rel(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix()
 
 
+def _run_dir_of(scenario_dir: Path) -> Path:
+    """The run a scenario directory belongs to: itself when it holds the shared servers' ``logs/``
+    (``--out`` with one scenario), else its parent when that does."""
+    if (scenario_dir / "logs").is_dir() or not (scenario_dir.parent / "logs").is_dir():
+        return scenario_dir
+    return scenario_dir.parent
+
+
 def _shared_logs(scenario_dir: Path) -> Path | None:
-    """The shared servers' logs: in the directory itself when it is a run's root, else in its run's root."""
-    for d in (scenario_dir, scenario_dir.parent):
-        if (d / "logs").is_dir():
-            return d / "logs"
-    return None
+    """The shared servers' logs of the run a scenario directory belongs to (None if there are none)."""
+    logs = _run_dir_of(scenario_dir) / "logs"
+    return logs if logs.is_dir() else None
 
 
 def _log_links(logs: Path | None, base: Path) -> list[Link]:
@@ -69,9 +78,15 @@ def _log_links(logs: Path | None, base: Path) -> list[Link]:
 
 
 def _locust_files(scenario_dir: Path) -> list[Link]:
-    found = {p for pattern in LOCUST_PATTERNS for p in scenario_dir.rglob(pattern)
-             if p.is_file() and "logs" not in p.relative_to(scenario_dir).parts}
-    return [(_rel(p, scenario_dir), _rel(p, scenario_dir)) for p in sorted(found)]
+    """Locust's reports: anything in a ``locust*`` directory or named ``locust*``, and its CSV files."""
+    found = []
+    for p in sorted(scenario_dir.rglob("*")):
+        parts = p.relative_to(scenario_dir).parts
+        if not p.is_file() or "logs" in parts:
+            continue
+        if any(part.lower().startswith("locust") for part in parts) or any(p.match(g) for g in LOCUST_CSV):
+            found.append((_rel(p, scenario_dir), _rel(p, scenario_dir)))
+    return found
 
 
 def _system_view(scenario_dir: Path, run: dict[str, Any]) -> tuple[SystemView, list[Link]]:
@@ -98,13 +113,17 @@ def _system_view(scenario_dir: Path, run: dict[str, Any]) -> tuple[SystemView, l
     return SystemView(run, series=series, stories=told), links
 
 
+def _listed(run_dir: Path) -> bool:
+    """Whether a run directory sits in a reports directory whose index.html lists it."""
+    parent = run_dir.resolve().parent
+    return parent == REPORTS_DIR.resolve() or (parent / INDEX).exists()
+
+
 def _nav(scenario_dir: Path) -> list[Link]:
-    if (scenario_dir / "logs").is_dir() or not (scenario_dir.parent / "logs").is_dir():
-        return []  # the scenario directory is a run of its own
-    nav = [(f"run {scenario_dir.parent.name}", f"../{INDEX}")]
-    if (scenario_dir.parent.parent / INDEX).exists():
-        nav.insert(0, ("all runs", f"../../{INDEX}"))
-    return nav
+    run_dir = _run_dir_of(scenario_dir)
+    nav = [] if run_dir == scenario_dir else [(f"run {run_dir.name}", f"../{INDEX}")]
+    up = "../" * (1 + len(nav))
+    return [("all runs", f"{up}{INDEX}"), *nav] if _listed(run_dir) else nav
 
 
 def write_scenario(out_dir: Path, doc: dict[str, Any]) -> Path:
@@ -125,11 +144,19 @@ def write_scenario(out_dir: Path, doc: dict[str, Any]) -> Path:
 def write_run_index(root: Path, docs: list[dict[str, Any]], reports_dir: Path | None = None) -> Path:
     """Write root/index.html listing the run's scenarios; with reports_dir, refresh its list of runs too."""
     entries = [(f"{d['scenario']}/{INDEX}", d) for d in docs]
-    nav = [("all runs", f"../{INDEX}")] if reports_dir is not None or (root.parent / INDEX).exists() else []
+    nav = [("all runs", f"../{INDEX}")] if _listed(root) else []
     path = _write(root / INDEX, render_run_index(root.name, entries, _log_links(_shared_logs(root), root), nav))
     if reports_dir is not None:
         write_reports_index(reports_dir)
     return path
+
+
+def _is_results(doc: Any) -> bool:
+    """Whether doc has the shape every page relies on: a scenario name, and runs each naming its system."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str):
+        return False
+    runs = doc.get("runs")
+    return isinstance(runs, list) and all(isinstance(r, dict) and isinstance(r.get("system"), str) for r in runs)
 
 
 def _load(scenario_dir: Path) -> dict[str, Any]:
@@ -138,8 +165,8 @@ def _load(scenario_dir: Path) -> dict[str, Any]:
         doc = results.load(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportInputError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("scenario"), str) or not isinstance(doc.get("runs"), list):
-        raise ReportInputError(f"{path}: not a results.json (no scenario name or runs)")
+    if not _is_results(doc):
+        raise ReportInputError(f"{path}: not a results.json (no scenario name, or runs without a system)")
     return doc
 
 
@@ -189,11 +216,11 @@ def classify_dir(path: Path) -> str:
     raise ReportInputError(f"{path}: no results.json in it, its subdirectories or theirs")
 
 
-def rebuild(paths: Iterable[Path], default_reports_dir: Path | None = None) -> list[Path]:
+def rebuild(paths: Iterable[Path]) -> list[Path]:
     """Rebuild every page under each path (a scenario, run or reports directory); returns the pages written.
 
-    Every path is checked before anything is written. A run inside default_reports_dir also
-    refreshes that directory's list of runs.
+    Every path is checked before anything is written. A run in REPORTS_DIR also refreshes its
+    list of runs.
     """
     kinds = [(p, classify_dir(p)) for p in paths]
     for path, kind in kinds:
@@ -207,6 +234,6 @@ def rebuild(paths: Iterable[Path], default_reports_dir: Path | None = None) -> l
                 written += _rebuild_run(run, None)
             written.append(write_reports_index(path))
             continue
-        in_reports = default_reports_dir is not None and path.resolve().parent == default_reports_dir.resolve()
-        written += _rebuild_run(path, path.parent if in_reports else None)
+        in_reports = path.resolve().parent == REPORTS_DIR.resolve()
+        written += _rebuild_run(path, REPORTS_DIR if in_reports else None)
     return written

@@ -25,7 +25,12 @@ from harness.report.verdict import verdict
 Link = tuple[str, str]
 """(label, href) of a link."""
 
-e = html.escape
+
+
+def esc(text: object) -> str:
+    """Text made safe for HTML, quotes included (attributes use them)."""
+    return html.escape(str(text))
+
 
 TIME_KINDS = [
     ("rates", "Requests and completions per second", True),
@@ -87,8 +92,8 @@ def _id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", text)
 
 
-def _links(links: Sequence[Link], sep: str = " · ") -> str:
-    return sep.join(f"<a href='{e(href)}'>{e(label)}</a>" for label, href in links)
+def _links(links: Sequence[Link]) -> str:
+    return " · ".join(f"<a href='{esc(href)}'>{esc(label)}</a>" for label, href in links)
 
 
 def page(title: str, body: str, charts: Sequence[Spec] = ()) -> str:
@@ -99,16 +104,16 @@ def page(title: str, body: str, charts: Sequence[Spec] = ()) -> str:
         script = (f"<script type='application/json' id='report-data'>{data}</script>"
                   f"<script>{assets.chart_script()}</script>")
     footer = (f"<p class='note small'>Rendered by <code>harness report</code> from results.json and the ledgers"
-              f"{f'; charts by uPlot {e(assets.uplot_version())}, inlined' if charts else ''}. "
+              f"{f'; charts by uPlot {esc(assets.uplot_version())}, inlined' if charts else ''}. "
               f"This page loads nothing from the network.</p>")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{e(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{esc(title)}</title>"
             f"<style>{assets.style()}</style></head><body>{body}{footer}{script}</body></html>\n")
 
 
 def _verdict_box(doc: dict[str, Any]) -> str:
     v = verdict(doc)
-    return f"<p class='verdict {v.level}'><b>Verdict:</b> {e(v.text)}</p>"
+    return f"<p class='verdict {v.level}'><b>Verdict:</b> {esc(v.text)}</p>"
 
 
 def headline_table(doc: dict[str, Any]) -> str:
@@ -117,11 +122,11 @@ def headline_table(doc: dict[str, Any]) -> str:
     live = [r for r in runs if applicable(r)]
     ref = live[0] if live else None
     others = live[1:]
-    head = "".join(f"<th>{e(r['system'])}</th>" for r in runs)
-    head += "".join(f"<th class='diff'>{e(o['system'])} vs {e(ref['system'])}</th>" for o in others if ref)
+    head = "".join(f"<th>{esc(r['system'])}</th>" for r in runs)
+    head += "".join(f"<th class='diff'>{esc(o['system'])} vs {esc(live[0]['system'])}</th>" for o in others)
     rows = []
     for title, metrics in METRIC_GROUPS:
-        rows.append(f"<tr class='group'><td colspan='{1 + len(runs) + len(others)}'>{e(title)}</td></tr>")
+        rows.append(f"<tr class='group'><td colspan='{1 + len(runs) + len(others)}'>{esc(title)}</td></tr>")
         for m in metrics:
             values = [m.value(r) if applicable(r) else None for r in runs]
             marks = judge(m, values)
@@ -133,11 +138,11 @@ def headline_table(doc: dict[str, Any]) -> str:
                 classes = " ".join(c for c in (mark, "bad" if m.bad and value else "") if c)
                 pct = share(value, run.get("accepted")) if m.of_accepted else ""
                 extra = f"<span class='share'>{pct}</span>" if pct else ""
-                cells.append(f"<td class='{classes}'>{e(fmt(value))}{extra}</td>")
+                cells.append(f"<td class='{classes}'>{esc(fmt(value))}{extra}</td>")
             if ref:
-                cells += [f"<td class='diff'>{e(difference(m.value(ref), m.value(o)))}</td>" for o in others]
-            rows.append(f"<tr><td class='label'>{e(m.label)}</td>{''.join(cells)}</tr>")
-    notes = "".join(f"<li>{e(r['system'])}: not applicable ({e(r.get('reason') or '')})</li>"
+                cells += [f"<td class='diff'>{esc(difference(m.value(ref), m.value(o)))}</td>" for o in others]
+            rows.append(f"<tr><td class='label'>{esc(m.label)}</td>{''.join(cells)}</tr>")
+    notes = "".join(f"<li>{esc(r['system'])}: not applicable ({esc(r.get('reason') or '')})</li>"
                     for r in runs if not applicable(r))
     legend = ("<p class='note'>Green: the better system on that row; red: the worse. Bold red: a nonzero count "
               "that must be zero for a reliable system. Shares are of accepted tasks. Differences: counts as "
@@ -155,13 +160,13 @@ def _faults_list(runs: Sequence[dict[str, Any]]) -> str:
             recovery = "" if "recovery_s" not in f else (
                 "; completions never got back to 90 % of the pre-fault rate" if rec is None
                 else f"; completions back to 90 % of the pre-fault rate {fmt(rec)} s after the heal")
-            items.append(f"<li>{e(r['system'])}: <b>{e(f['action'])} {e(f['target'])}</b> at {fmt(f['at_s'])} s, "
+            items.append(f"<li>{esc(r['system'])}: <b>{esc(f['action'])} {esc(f['target'])}</b> at {fmt(f['at_s'])} s, "
                          f"{until}{recovery}</li>")
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='note'>No fault was injected.</p>"
 
 
 def _chart_cell(spec: Spec) -> str:
-    return f"<div><div class='chart' id='{e(spec['id'])}' data-chart></div></div>"
+    return f"<div><div class='chart' id='{esc(spec['id'])}' data-chart></div></div>"
 
 
 def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
@@ -177,8 +182,8 @@ def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
         share_ranges(group, y=same_y)
         specs += group
         cells = [_chart_cell(per_system[s.run["system"]][kind]) if s.series is not None
-                 else f"<div class='note'>{e(s.run['system'])}: {e(s.note)}</div>" for s in view.systems]
-        parts.append(f"<h3>{e(heading)}</h3><div class='grid' style='--cols:{cols}'>{''.join(cells)}</div>")
+                 else f"<div class='note'>{esc(s.run['system'])}: {esc(s.note)}</div>" for s in view.systems]
+        parts.append(f"<h3>{esc(heading)}</h3><div class='grid' style='--cols:{cols}'>{''.join(cells)}</div>")
     cdfs = [cdf_chart("cdf-e2e", "End-to-end latency distribution",
                       [(s.run["system"], s.series.e2e_cdf) for s in drawn if s.series is not None]),
             cdf_chart("cdf-api", "API latency distribution",
@@ -189,14 +194,14 @@ def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
                      f"<div class='grid' style='--cols:2'>{''.join(_chart_cell(c) for c in cdfs)}</div>")
     note = ("<p class='note'>Shaded bands are fault windows (from injection to heal), labelled with the fault. "
             "Hover a chart to read values; the charts of one scenario share the cursor. Drag to zoom, "
-            "double-click to reset. Charts of the same kind share their y range across systems.</p>")
+            "double-click to reset. Charts of one kind share their y range across systems, memory excepted.</p>")
     return note + "".join(parts), specs
 
 
 def _story_html(story: Story) -> str:
-    rows = "".join(f"<tr class='{'fault' if s.fault else ''}'><td>{s.t_s:.3f}</td><td class='text'>{e(s.what)}</td>"
-                   f"<td class='text mono'>{e(s.detail)}</td></tr>" for s in story.steps)
-    return (f"<details><summary><code>{e(story.task_id)}</code> {e(story.verdict)}: {e(story.summary)}</summary>"
+    rows = "".join(f"<tr class='{'fault' if s.fault else ''}'><td>{s.t_s:.3f}</td><td class='text'>{esc(s.what)}</td>"
+                   f"<td class='text mono'>{esc(s.detail)}</td></tr>" for s in story.steps)
+    return (f"<details><summary><code>{esc(story.task_id)}</code> {esc(story.verdict)}: {esc(story.summary)}</summary>"
             f"<table><tr><th>t (s)</th><th class='label'>what</th><th class='label'>detail</th></tr>{rows}"
             f"</table></details>")
 
@@ -209,21 +214,21 @@ def _drilldown(view: ScenarioView) -> str:
             continue
         counts = {"lost": run.get("lost", 0), "duplicated": run.get("duplicated", 0)}
         if not any(counts.values()):
-            parts.append(f"<p>{e(run['system'])}: no lost and no duplicated task.</p>")
+            parts.append(f"<p>{esc(run['system'])}: no lost and no duplicated task.</p>")
             continue
         for kind, total in counts.items():
             if not total:
                 continue
             mine = [st for st in s.stories if st.verdict == kind]
             shown = f"first {len(mine)} of {total}" if len(mine) < total else f"all {total}"
-            parts.append(f"<h3>{e(run['system'])}: {kind} tasks ({shown})</h3>")
+            parts.append(f"<h3>{esc(run['system'])}: {kind} tasks ({shown})</h3>")
             stories = "".join(_story_html(st) for st in mine)
-            parts.append(f"<div class='stories'>{stories}</div>" if stories else f"<p class='note'>{e(s.note)}</p>")
+            parts.append(f"<div class='stories'>{stories}</div>" if stories else f"<p class='note'>{esc(s.note)}</p>")
     return "".join(parts)
 
 
 def _kv_table(items: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><td class='label'>{e(k)}</td><td class='text mono'>{e(str(v))}</td></tr>" for k, v in items)
+    rows = "".join(f"<tr><td class='label'>{esc(k)}</td><td class='text mono'>{esc(v)}</td></tr>" for k, v in items)
     return f"<table>{rows}</table>"
 
 
@@ -244,8 +249,8 @@ def _run_facts(doc: dict[str, Any]) -> str:
     ]
     for proc in sorted({p for r in runs for p in (r.get("rss_mb") or {})}):
         rows.append((f"RSS {proc} (MiB: start → peak → end)", [_rss(r, proc) for r in runs]))
-    head = "".join(f"<th>{e(r['system'])}</th>" for r in runs)
-    body = "".join(f"<tr><td class='label'>{e(label)}</td>{''.join(f'<td>{e(v)}</td>' for v in values)}</tr>"
+    head = "".join(f"<th>{esc(r['system'])}</th>" for r in runs)
+    body = "".join(f"<tr><td class='label'>{esc(label)}</td>{''.join(f'<td>{esc(v)}</td>' for v in values)}</tr>"
                    for label, values in rows)
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
@@ -265,34 +270,34 @@ def _file_list(links: Sequence[Link]) -> str:
 
 
 def _files(groups: Sequence[tuple[str, list[Link]]]) -> str:
-    return "".join(f"<h3>{e(title)}</h3>{_file_list(links)}" for title, links in groups if links)
+    return "".join(f"<h3>{esc(title)}</h3>{_file_list(links)}" for title, links in groups if links)
 
 
 def render_scenario(view: ScenarioView) -> str:
     """A scenario's page: headline, charts, drill-down, manifest and raw data."""
     doc = view.doc
     charts_html, specs = _charts(view)
-    body = (f"<nav>{_links(view.nav)}</nav><h1>{e(doc['scenario'])}</h1>"
-            f"<p><b>Fault:</b> {e(doc.get('fault', ''))}<br><b>Claim:</b> {e(doc.get('claim', ''))}<br>"
-            f"<b>Seed</b> {e(str(doc.get('seed')))} · <b>started</b> {e(doc.get('started_at', ''))} · "
-            f"<b>git</b> <code>{e(str((doc.get('manifest') or {}).get('git_sha', '?')))}</code></p>"
+    body = (f"<nav>{_links(view.nav)}</nav><h1>{esc(doc['scenario'])}</h1>"
+            f"<p><b>Fault:</b> {esc(doc.get('fault', ''))}<br><b>Claim:</b> {esc(doc.get('claim', ''))}<br>"
+            f"<b>Seed</b> {esc(doc.get('seed'))} · <b>started</b> {esc(doc.get('started_at', ''))} · "
+            f"<b>git</b> <code>{esc((doc.get('manifest') or {}).get('git_sha', '?'))}</code></p>"
             f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}"
             f"<h2>Faults</h2>{_faults_list(ordered_runs(doc))}"
             f"<h2>Over time</h2>{charts_html}"
             f"<h2>Lost and duplicated tasks</h2>{_drilldown(view)}"
             f"<h2>Manifest</h2>{_manifest(doc)}<h2>Raw data</h2>{_files(view.files)}")
-    return page(f"{doc['scenario']}: native vs Hatchet", body, specs)
+    return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body, specs)
 
 
 def _summary_cells(doc: dict[str, Any]) -> str:
     cells = []
     for r in ordered_runs(doc):
         if not applicable(r):
-            cells.append(f"<td class='na text'>{e(r['system'])}: n/a</td>")
+            cells.append(f"<td class='na text'>{esc(r['system'])}: n/a</td>")
             continue
         lost = f"<span class='{'bad' if r.get('lost') else ''}'>lost {fmt(r.get('lost'))}</span>"
         dup = f"<span class='{'bad' if r.get('duplicated') else ''}'>dup {fmt(r.get('duplicated'))}</span>"
-        cells.append(f"<td class='text'><b>{e(r['system'])}</b> accepted {fmt(r.get('accepted'))}, {lost}, {dup}, "
+        cells.append(f"<td class='text'><b>{esc(r['system'])}</b> accepted {fmt(r.get('accepted'))}, {lost}, {dup}, "
                      f"{fmt(r.get('throughput_tps'))} tasks/s</td>")
     return "".join(cells)
 
@@ -300,13 +305,13 @@ def _summary_cells(doc: dict[str, Any]) -> str:
 def render_run_index(name: str, entries: Sequence[tuple[str, dict[str, Any]]], files: Sequence[Link],
                      nav: Sequence[Link]) -> str:
     """A run's page: each scenario (href, results.json) with its verdict and headline counts."""
-    rows = "".join(f"<tr><td class='label'><a href='{e(href)}'>{e(doc['scenario'])}</a></td>"
+    rows = "".join(f"<tr><td class='label'><a href='{esc(href)}'>{esc(doc['scenario'])}</a></td>"
                    f"<td class='text'>{_verdict_box(doc)}</td>{_summary_cells(doc)}</tr>" for href, doc in entries)
     first = entries[0][1] if entries else {}
     manifest = first.get("manifest") or {}
     facts = [("git", manifest.get("git_sha")), ("host", manifest.get("host")), ("command", manifest.get("command")),
              ("started", min((d.get("started_at", "") for _, d in entries), default=""))]
-    body = (f"<nav>{_links(nav)}</nav><h1>Run {e(name)}</h1>{_kv_table(facts)}"
+    body = (f"<nav>{_links(nav)}</nav><h1>Run {esc(name)}</h1>{_kv_table(facts)}"
             f"<h2>Scenarios</h2><table><tr><th class='label'>scenario</th><th class='label'>verdict</th>"
             f"<th class='label' colspan='2'>systems</th></tr>{rows}</table>"
             f"<h2>Logs of the shared servers</h2>{_file_list(files)}")
@@ -325,11 +330,11 @@ def render_reports_index(runs: Sequence[RunEntry]) -> str:
     newest = sorted(runs, key=lambda r: r.started, reverse=True)
     rows = []
     for run in newest:
-        scen = "".join(f"<tr><td class='label'>{e(d['scenario'])}</td>{_summary_cells(d)}</tr>" for d in run.docs)
+        scen = "".join(f"<tr><td class='label'>{esc(d['scenario'])}</td>{_summary_cells(d)}</tr>" for d in run.docs)
         sha = str((run.docs[0].get("manifest") or {}).get("git_sha", "?")) if run.docs else "?"
-        rows.append(f"<tr><td class='label'><a href='{e(run.href)}'>{e(run.name)}</a></td>"
-                    f"<td class='text'>{e(_when(run.started))}</td>"
-                    f"<td class='mono'>{e(sha[:12])}</td><td class='text'><table>{scen}</table></td></tr>")
+        rows.append(f"<tr><td class='label'><a href='{esc(run.href)}'>{esc(run.name)}</a></td>"
+                    f"<td class='text'>{esc(_when(run.started))}</td>"
+                    f"<td class='mono'>{esc(sha[:12])}</td><td class='text'><table>{scen}</table></td></tr>")
     oldest = list(reversed(newest))
     by_scenario: dict[str, list[tuple[int, dict[str, dict[str, Any]]]]] = {}
     for number, run in enumerate(oldest, start=1):

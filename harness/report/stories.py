@@ -98,11 +98,13 @@ def stories(ledger: Ledger, t0: float, lost_ids: Sequence[str], duplicated_ids: 
         op = ops.get(task_id)
         evs = events.get(task_id, [])
         steps = (_op_steps(op, t0) if op else []) + [_event_step(e, t0) for e in evs]
-        begin = steps[0].t_s if steps else 0.0
+        begin = min((s.t_s for s in steps), default=0.0)
         finished = verdict == "duplicated" or any(e.type == "effect" for e in evs)
         end = max((s.t_s for s in steps), default=begin) if finished else end_s
         story = Story(task_id, verdict, attempts=sum(e.type == "start" for e in evs),
                       effects=sum(e.type == "effect" for e in evs))
+        if not finished:
+            steps.append(Step(end_s, "still no effect at the end of the drain"))
         for f in faults:
             until = f.get("until_s")
             if f["at_s"] <= end and (until is None or until >= begin):

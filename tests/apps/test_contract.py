@@ -39,7 +39,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 def stack(request: pytest.FixtureRequest, infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     spec = find_systems()[request.param]
     ledger = Ledger.create(tmp_path / "ledger.db")
-    stack = Stack(spec, tmp_path, ledger, infra, TaskConfig(), "contract", lambda m: None)
+    stack = Stack(spec, tmp_path, ledger, infra, TaskConfig(), f"contract-{tmp_path.name}", lambda m: None)
     try:
         stack.up()
         yield stack

@@ -66,7 +66,6 @@ def test_out_holding_an_earlier_run_is_refused(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("{}")
     out = harness("run", "baseline", "--out", str(tmp_path))
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip().splitlines() == [
-        f"harness: error: --out {tmp_path}: not empty (results of an earlier run would be mixed in); use a new directory"
-    ]
+    why = "not empty (results of an earlier run would be mixed in); use a new directory"
+    assert out.stderr.strip().splitlines() == [f"harness: error: --out {tmp_path}: {why}"]
     assert (tmp_path / "results.json").read_text() == "{}"

@@ -217,7 +217,8 @@ def test_stories_tell_request_attempts_effects_and_the_faults_met(ledger: Ledger
     lost, dup = stories(ledger, T0, ["m2"], ["m3"], FAULTS, end_s=10.0)
     assert (lost.verdict, lost.attempts, lost.effects) == ("lost", 1, 0)
     assert [s.what for s in lost.steps] == ["request sent", "accepted (202)", "attempt 1 started", "fault: kill api",
-                                            "healed: kill api", "fault: kill worker-1", "healed: kill worker-1"]
+                                            "healed: kill api", "fault: kill worker-1", "healed: kill worker-1",
+                                            "still no effect at the end of the drain"]
     assert lost.faults == ["kill api (0.80–2.00 s)", "kill worker-1 (8.00–9.00 s)"]  # never done: to the end
     assert (dup.verdict, dup.attempts, dup.effects) == ("duplicated", 1, 2)
     assert dup.faults == ["kill api (0.80–2.00 s)"]  # its life ended at its last effect, 4.4 s
@@ -351,6 +352,8 @@ def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
                  "../logs/toxiproxy.log"):
         assert f"href='{link}'" in html, link
         assert (scenario_dir / link).exists(), link
+    for report_file in (scenario_dir / "native").glob("locust*/*"):  # Locust's own reports, when it drove the load
+        assert f"href='{report_file.relative_to(scenario_dir)}'" in html, report_file
     history = (scenario_dir / "native" / "history.jsonl").read_text().splitlines()
     assert sum('"record":"op"' in line for line in history) == run["attempted"] + doc["manifest"]["params"]["warmup"]
 

@@ -48,7 +48,7 @@
       height: 240,
       scales: {
         x: xScale,
-        y: { range: function (u, min, max) { return [0, top != null ? top : Math.max(max, 1)]; } }
+        y: { range: function (u, min, max) { return [0, top != null ? top : Math.max(max * 1.05, 1)]; } }
       },
       axes: [xAxis, { label: spec.y.label }],
       series: [xSeries].concat(spec.series.map(function (s) {

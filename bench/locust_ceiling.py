@@ -1,0 +1,157 @@
+"""The load generator's own ceiling: requests per second Locust sends on this machine.
+
+Runs the harness's locustfile, with its client history written to a real ledger exactly as in a
+scenario, against a trivial endpoint (an asyncio server on 127.0.0.1 answering every request
+with a canned 202: far cheaper per request than Locust), so whatever limit shows is Locust's:
+
+- closed loop: ``-u USERS`` users posting back to back; requests per second over the run;
+- open loop: the harness's LocustDriver at rising rates; the highest rate at which every request
+  was sent and answered with the send lag and the latency from the intended time under 50 ms.
+
+Usage: ``.venv/bin/python bench/locust_ceiling.py [--processes 1,2] [--seconds 5] [--json OUT]``.
+A rate beyond the ceiling must never be read as a system's limit (README, "Load generator ceiling").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.checker import percentile
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.load import LOCUSTFILE, LoadPlan, LocustDriver, processes_args
+from harness.procs import Health, ManagedProcess, free_port
+
+REPLY = b'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{"status":"accepted"}'
+"""What the trivial endpoint answers to every request."""
+KEEPS_UP_MS = 50.0
+"""Send lag and latency (from the intended time) p99 under which the open loop counts as keeping up."""
+OPEN_RATES = (250, 500, 750, 1000, 1500, 2000, 3000, 4000)
+"""Open-loop rates tried, in order, until one does not keep up."""
+
+
+class _Canned(asyncio.Protocol):
+    """HTTP/1.1 keep-alive: answer REPLY to each request (head, plus Content-Length bytes of body)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport, self.buf = transport, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+            head = self.buf[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length:]
+            self.transport.write(REPLY)
+
+
+def serve(port: int) -> None:
+    """Run the trivial endpoint until killed."""
+    import uvloop  # uvicorn's event loop, installed with it
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Canned, "127.0.0.1", port)
+        print(f"canned 202 on 127.0.0.1:{port}", flush=True)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def _ledger(tmp: Path, name: str) -> Ledger:
+    return Ledger.create(tmp / name / "ledger.db")
+
+
+def closed_loop(url: str, users: int, seconds: int, processes: int, tmp: Path) -> dict[str, Any]:
+    """Requests per second of USERS closed-loop users for SECONDS."""
+    ledger = _ledger(tmp, f"closed-{processes}")
+    proc = ManagedProcess(
+        name="locust-closed",
+        argv=[sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url, "-u", str(users),
+              "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--exit-code-on-error", "0",
+              *processes_args(processes)],
+        env={ENV_LEDGER: ledger.url, ENV_SYSTEM: "canned"},
+        log_path=ledger.path.parent / "locust.log",
+    )
+    proc.start()
+    assert proc.popen is not None
+    proc.popen.wait(seconds + 60)
+    proc.stop()
+    ops = ledger.ops()
+    span = max(o.complete_t for o in ops) - min(o.invoke_t for o in ops)
+    return {"mode": "closed", "processes": max(processes, 1), "users": users, "requests": len(ops),
+            "ok": sum(o.outcome == "ok" for o in ops), "rps": round(len(ops) / span, 1)}
+
+
+def open_loop(url: str, rate: float, seconds: float, processes: int, tmp: Path) -> dict[str, Any]:
+    """Send an open-loop plan at rate through the LocustDriver; did Locust keep its schedule?"""
+    ledger = _ledger(tmp, f"open-{processes}-{rate:g}")
+    plan = LoadPlan(rate=rate, duration_s=seconds, timeout_s=5.0)
+    driver = LocustDriver(processes=processes)
+    driver.start(url, plan, ledger, "canned")
+    driver.wait(seconds + 60)
+    ops = ledger.ops()
+    latency = sorted(o.complete_t - o.invoke_t for o in ops)
+    lag = max((s.value for s in ledger.samples("send_lag_ms")), default=0.0)
+    p99_ms = 1000 * percentile(latency, 99)
+    ok = sum(o.outcome == "ok" for o in ops)
+    return {"mode": "open", "processes": max(processes, 1), "rate": rate, "planned": plan.count, "ok": ok,
+            "latency_p99_ms": round(p99_ms, 1), "send_lag_max_ms": lag,
+            "keeps_up": ok == plan.count and p99_ms < KEEPS_UP_MS and lag < KEEPS_UP_MS}
+
+
+def main() -> None:
+    """Measure and print the ceiling (and write it as JSON with --json)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--processes", default="1,2", help="Locust process counts to try (1: no master)")
+    ap.add_argument("--seconds", type=int, default=5, help="length of each measurement")
+    ap.add_argument("--users", type=int, default=20, help="closed-loop users")
+    ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")
+    ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # internal: be the trivial endpoint
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="locust-ceiling-"))
+    server = ManagedProcess(name="canned", argv=[sys.executable, __file__, "--serve", str(port)],
+                            log_path=tmp / "canned.log", health=Health(http=f"http://127.0.0.1:{port}/healthz"))
+    server.start()
+    server.wait_healthy(30)
+    url = f"http://127.0.0.1:{port}"
+    rows: list[dict[str, Any]] = []
+    try:
+        for n in (int(x) for x in args.processes.split(",")):
+            processes = 0 if n == 1 else n
+            rows.append(closed_loop(url, args.users, args.seconds, processes, tmp))
+            print(json.dumps(rows[-1]), flush=True)
+            for rate in OPEN_RATES:
+                rows.append(open_loop(url, rate, args.seconds, processes, tmp))
+                print(json.dumps(rows[-1]), flush=True)
+                if not rows[-1]["keeps_up"]:
+                    break
+    finally:
+        server.stop()
+    host = f"{os.uname().nodename}, {os.cpu_count()} cores"
+    print(f"\nLocust ceiling on {host} ({time.strftime('%Y-%m-%d')}), history written to a SQLite ledger:")
+    for n in sorted({r["processes"] for r in rows}):
+        closed = next(r for r in rows if r["mode"] == "closed" and r["processes"] == n)
+        kept = [r["rate"] for r in rows if r["mode"] == "open" and r["processes"] == n and r["keeps_up"]]
+        print(f"  {n} process(es): closed loop {closed['rps']:g} req/s ({closed['users']} users); "
+              f"open loop keeps its schedule up to {max(kept, default=0):g} req/s")
+    if args.json:
+        args.json.write_text(json.dumps({"host": host, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

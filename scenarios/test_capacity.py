@@ -1,0 +1,25 @@
+"""capacity: a rising open-loop rate finds each system's knee on this machine (harness/capacity.py)."""
+
+from harness.pytest_plugin import RunScenario
+from harness.scenario import Scenario
+
+SCENARIO = Scenario(
+    name="capacity",
+    fault="none: the open-loop rate rises by step_factor every step_s until two steps in a row fall behind",
+    claim="each system's knee: the highest rate it accepts, and completes, without a growing backlog",
+    # 10/s x 1.5 every 5 s reaches ~1900/s within 70 s; the load stops two steps past the knee.
+    defaults={"rate": 10.0, "step_s": 5.0, "step_factor": 1.5, "duration_s": 70.0, "drain_quiet_s": 20.0,
+              "drain_deadline_s": 120.0},
+)
+
+
+def test_capacity(run_scenario: RunScenario) -> None:
+    r = run_scenario(SCENARIO)
+    for run in (r.native, r.hatchet):
+        cap = run.capacity
+        print(f"{run.system}: knee {cap['knee_rate']:g}/s (completes {cap['max_sustained_tps']:g}/s), "
+              f"accepts up to {cap['accept_knee_rate']:g}/s ({cap['max_accepted_tps']:g}/s), "
+              f"saturated {cap['saturated']}; steps: "
+              + ", ".join(f"{s['rate']:g}->{s['completed_tps']:g}" for s in cap["steps"]))
+        assert cap["knee_rate"] > 0, f"{run.system}: no step sustained: {cap['steps']}"
+        assert cap["max_sustained_tps"] > 0, f"{run.system}: {run.summary}"
