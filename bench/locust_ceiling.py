@@ -6,7 +6,9 @@ with a canned 202: far cheaper per request than Locust), so whatever limit shows
 
 - closed loop: ``-u USERS`` users posting back to back; requests per second over the run;
 - open loop: the harness's LocustDriver at rising rates; the highest rate at which every request
-  was sent and answered with the send lag and the latency from the intended time under 50 ms.
+  was answered and Locust kept its schedule: median latency from the intended send time, and the
+  median send lag of every second, under 50 ms (p99 and worst lag are reported too: on a shared
+  machine they show every scheduling hiccup).
 
 Usage: ``.venv/bin/python bench/locust_ceiling.py [--processes 1,2] [--seconds 5] [--json OUT]``.
 A rate beyond the ceiling must never be read as a system's limit (README, "Load generator ceiling").
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.checker import percentile
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
@@ -32,7 +34,7 @@ from harness.procs import Health, ManagedProcess, free_port
 REPLY = b'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{"status":"accepted"}'
 """What the trivial endpoint answers to every request."""
 KEEPS_UP_MS = 50.0
-"""Send lag and latency (from the intended time) p99 under which the open loop counts as keeping up."""
+"""Median latency (from the intended time) and median send lag under which the open loop keeps up."""
 OPEN_RATES = (250, 500, 750, 1000, 1500, 2000, 3000, 4000)
 """Open-loop rates tried, in order, until one does not keep up."""
 
@@ -41,8 +43,7 @@ class _Canned(asyncio.Protocol):
     """HTTP/1.1 keep-alive: answer REPLY to each request (head, plus Content-Length bytes of body)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport, self.buf = transport, b""
+        self.transport, self.buf = cast(asyncio.Transport, transport), b""  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -102,12 +103,13 @@ def open_loop(url: str, rate: float, seconds: float, processes: int, tmp: Path) 
     driver.wait(seconds + 60)
     ops = ledger.ops()
     latency = sorted(o.complete_t - o.invoke_t for o in ops)
-    lag = max((s.value for s in ledger.samples("send_lag_ms")), default=0.0)
-    p99_ms = 1000 * percentile(latency, 99)
+    p50_ms, p99_ms = (round(1000 * percentile(latency, q), 1) for q in (50, 99))
+    lag_p50 = max((s.value for s in ledger.samples("send_lag_p50_ms")), default=0.0)
+    lag_max = max((s.value for s in ledger.samples("send_lag_max_ms")), default=0.0)
     ok = sum(o.outcome == "ok" for o in ops)
     return {"mode": "open", "processes": max(processes, 1), "rate": rate, "planned": plan.count, "ok": ok,
-            "latency_p99_ms": round(p99_ms, 1), "send_lag_max_ms": lag,
-            "keeps_up": ok == plan.count and p99_ms < KEEPS_UP_MS and lag < KEEPS_UP_MS}
+            "latency_p50_ms": p50_ms, "latency_p99_ms": p99_ms, "send_lag_p50_ms": lag_p50, "send_lag_max_ms": lag_max,
+            "keeps_up": ok == plan.count and p50_ms < KEEPS_UP_MS and lag_p50 < KEEPS_UP_MS}
 
 
 def main() -> None:

@@ -25,16 +25,17 @@ from harness.load import LoadPlan
 
 ACCEPT_SHARE = 0.95
 """Share of a step's planned requests that must be accepted."""
-KEEP_UP = 0.85
+KEEP_UP = 0.9
 """Completions per second, as a share of the step's rate, that count as keeping up."""
-GROWTH_S = 0.5
+GROWTH_S = 0.25
 """Largest rise of the median latency from the first to the last third of a step that counts as stable."""
 SETTLE_S = 2.0
 """The probe judges a step this long after its end (answers and effects arrive)."""
 MISSES_TO_STOP = 2
 """Unsustained steps in a row after which the probe stops the load."""
 LAG_LIMIT_MS = 50.0
-"""Send lag of the load generator above which a step's numbers may be the generator's, not the system's."""
+"""Median send lag of the load generator (in some second of a step) above which the step's numbers
+may be the generator's limit, not the system's."""
 
 
 @dataclass
@@ -69,8 +70,10 @@ class StepStats:
     """Accepted tasks without an effect at the middle of the step (all steps so far)."""
     backlog_end: int
     """The same at the end of the step."""
+    send_lag_p50_ms: float | None
+    """Median lag of the sends behind their intended times, in the step's worst second (Locust's samples)."""
     send_lag_max_ms: float | None
-    """Worst lag of a send behind its intended time in the step (Locust's ``send_lag_ms`` samples)."""
+    """Worst lag of one send behind its intended time in the step."""
     accepts: bool
     """Accepted in full and the API latency did not grow."""
     sustained: bool
@@ -113,7 +116,7 @@ def step_stats(ledger: Ledger, plan: LoadPlan, now: float | None = None) -> list
     accepted_at = sorted(float(r.complete_t or 0.0) for r in rows.values() if r.outcome == "ok")
     done_at = sorted(r.first_effect_t for r in rows.values() if r.outcome == "ok" and r.first_effect_t is not None)
 
-    lags = [(smp.t, smp.value) for smp in ledger.samples("send_lag_ms")]
+    lags = {m: [(smp.t, smp.value) for smp in ledger.samples(m)] for m in ("send_lag_p50_ms", "send_lag_max_ms")}
 
     def backlog(t: float) -> int:
         return bisect_right(accepted_at, t) - bisect_right(done_at, t)
@@ -141,7 +144,8 @@ def step_stats(ledger: Ledger, plan: LoadPlan, now: float | None = None) -> list
         accepts = len(ok) >= ACCEPT_SHARE * planned and (api_growth is None or api_growth <= GROWTH_S)
         sustained = accepts and completed_tps >= KEEP_UP * rate and (e2e_growth is None or e2e_growth <= GROWTH_S)
         api_sorted = sorted(api)
-        lag = max((v for t, v in lags if t_step <= t < t_hi + 1.0), default=None)  # a sample covers the second before
+        lag = {m: max((v for t, v in xs if t_step < t <= t_hi + 1.0), default=None)  # a sample covers the second before
+               for m, xs in lags.items()}
         out.append(StepStats(
             rate=round(rate, 3), planned=planned, sent=len(mine), accepted=len(ok),
             accepted_tps=round(len(ok) / seconds, 3), completed_tps=round(completed_tps, 3),
@@ -150,7 +154,8 @@ def step_stats(ledger: Ledger, plan: LoadPlan, now: float | None = None) -> list
             e2e_p50_ms=_ms(percentile(lat_sorted, 50) if lat_sorted else None),
             e2e_p99_ms=_ms(percentile(lat_sorted, 99) if lat_sorted else None),
             api_growth_ms=_ms(api_growth), e2e_growth_ms=_ms(e2e_growth),
-            backlog_mid=backlog(t_step + seconds / 2), backlog_end=backlog(t_hi), send_lag_max_ms=lag,
+            backlog_mid=backlog(t_step + seconds / 2), backlog_end=backlog(t_hi),
+            send_lag_p50_ms=lag["send_lag_p50_ms"], send_lag_max_ms=lag["send_lag_max_ms"],
             accepts=accepts, sustained=sustained,
         ))
     return out
@@ -170,7 +175,7 @@ def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
         "saturated": any(not s.sustained for s in steps),
         "stopped_early": ledger.count_ops(plan.phase, plan.id_prefix) < plan.count,
         # Steps where the generator fell behind its schedule: their numbers may be its limit, not the system's.
-        "generator_lagged_at": [s.rate for s in steps if (s.send_lag_max_ms or 0.0) > LAG_LIMIT_MS],
+        "generator_lagged_at": [s.rate for s in steps if (s.send_lag_p50_ms or 0.0) > LAG_LIMIT_MS],
         "criteria": {"accept_share": ACCEPT_SHARE, "keep_up": KEEP_UP, "growth_s": GROWTH_S},
     }
 

@@ -181,6 +181,17 @@ def recovery_time(done_times: Sequence[float], fault: FaultRecord, t0: float) ->
     return None
 
 
+def catch_up_time(rows: Iterable[TaskRow], healed_at: float) -> float | None:
+    """Seconds from heal until every task accepted before it had an effect (None: some never did)."""
+    latest = healed_at
+    for r in rows:
+        if r.phase == "measure" and r.outcome == "ok" and r.invoke_t is not None and r.invoke_t < healed_at:
+            if r.first_effect_t is None:
+                return None
+            latest = max(latest, r.first_effect_t)
+    return round(latest - healed_at, 3)
+
+
 @dataclass
 class RunCheck:
     """Everything the checker concludes about one system's run."""
@@ -238,8 +249,12 @@ def check(ledger: Ledger, system: str) -> RunCheck:
     throughput = round(len(done) / span, 3) if span > 0 else 0.0
     faults = []
     recoveries = []
+    load_end = meta.get("load_end")
     for f in ledger.faults():
-        rec = recovery_time(done, f, t0)
+        # Completion rate can only come back while load still arrives; a fault healed after the
+        # load ended recovers when the backlog it left is done (catch-up).
+        rate_based = load_end is None or f.t_end is None or f.t_end + RATE_WINDOW_S <= float(load_end)
+        rec = recovery_time(done, f, t0) if rate_based else catch_up_time(measured, f.t_end or 0.0)
         recoveries.append(rec)
         faults.append({
             "at_s": round(f.t_start - t0, 3),
@@ -248,6 +263,7 @@ def check(ledger: Ledger, system: str) -> RunCheck:
             "target": f.target,
             "detail": f.detail,
             "recovery_s": rec,
+            "recovery_kind": "rate" if rate_based else "catch-up",
         })
     # The run recovers when its slowest fault does; one fault that never recovers makes it None.
     known = [r for r in recoveries if r is not None]

@@ -148,9 +148,13 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             ledger.set_meta("t0", t0)
             probe = capacity.KneeProbe(plan) if plan.steps else None
             active: list[ActiveFault] = []
+            load_end: float | None = None
             while True:
                 elapsed = time.time() - t0
                 load_done = driver.wait(timeout=0)
+                if load_done and load_end is None:
+                    load_end = time.time()
+                    ledger.set_meta("load_end", load_end)
                 if elapsed <= params.duration_s and not load_done:
                     obs = Observation(elapsed, ledger.count_accepted(),
                                       ledger.count_in_flight() if schedule.needs_in_flight else -1)
@@ -169,7 +173,6 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                     break
                 time.sleep(0.05)
             nemesis.teardown()
-            ledger.set_meta("load_end", time.time())
             quiet_s = params.drain_quiet_s or spec.drain_quiet_s
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")

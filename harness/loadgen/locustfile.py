@@ -35,6 +35,7 @@ import time
 from typing import Any, NoReturn
 
 import gevent
+from gevent.lock import Semaphore
 from gevent.pool import Group
 from locust import FastHttpUser, constant, events, task
 from locust.argument_parser import LocustArgumentParser
@@ -62,7 +63,8 @@ class History:
     """This process's client history: ops buffered, appended to the ledger every FLUSH_S.
 
     Once a second it also records how far the open loop's sends lagged behind their intended
-    times (sample ``send_lag_ms``, the worst in that second): a lagging generator is no system limit.
+    times in that second (samples ``send_lag_p50_ms`` and ``send_lag_max_ms``): a hiccup shows in
+    the max, a generator at its limit in the median too. Its limit must not pass for the system's.
     """
 
     def __init__(self) -> None:
@@ -74,9 +76,10 @@ class History:
         """Ops not written yet."""
         self.written = 0
         """Ops written so far."""
-        self.lag_s: float | None = None
-        """Worst send lag since the last sample, seconds (None: nothing sent)."""
+        self.lags: list[float] = []
+        """Send lags since the last sample, seconds."""
         self._ledger: Ledger | None = None
+        self._lock = Semaphore()  # one flush at a time: the last one waits for a batch still being written
 
     def add(self, op: Op) -> None:
         """Keep one op for the next flush."""
@@ -84,26 +87,33 @@ class History:
 
     def lagged(self, seconds: float) -> None:
         """An open-loop request left this long after its intended time."""
-        self.lag_s = seconds if self.lag_s is None else max(self.lag_s, seconds)
+        self.lags.append(seconds)
 
     def flush(self, with_sample: bool = False) -> None:
-        """Append the buffered ops in one transaction (and the send-lag sample)."""
+        """Append the buffered ops in one transaction (and the send-lag samples)."""
+        with self._lock:
+            self._flush(with_sample)
+
+    def _flush(self, with_sample: bool) -> None:
         ops, self.ops = self.ops, []
-        lag, self.lag_s = (self.lag_s, None) if with_sample else (None, self.lag_s)
-        if not self.url or (not ops and lag is None):
+        lags: list[float] = []
+        if with_sample:
+            lags, self.lags = sorted(self.lags), []
+        if not self.url or not (ops or lags):
             return
         if self._ledger is None:
             self._ledger = Ledger(self.url)
         # In a real thread: SQLite may wait for the ledger's write lock, which must not stall every greenlet.
-        gevent.get_hub().threadpool.apply(self._write, (self._ledger, ops, lag))
+        gevent.get_hub().threadpool.apply(self._write, (self._ledger, ops, lags))
         self.written += len(ops)
 
     @staticmethod
-    def _write(ledger: Ledger, ops: list[Op], lag_s: float | None) -> None:
+    def _write(ledger: Ledger, ops: list[Op], lags: list[float]) -> None:
         if ops:
             ledger.record_ops(ops)
-        if lag_s is not None:
-            ledger.record_sample(f"locust-{os.getpid()}", "send_lag_ms", round(1000 * lag_s, 3))
+        if lags:
+            for metric, q in (("send_lag_p50_ms", 0.5), ("send_lag_max_ms", 1.0)):
+                ledger.record_sample(f"locust-{os.getpid()}", metric, round(1000 * _nearest_rank(lags, q), 3))
 
     def run(self) -> NoReturn:
         """Flush every FLUSH_S, with a send-lag sample once a second, forever."""

@@ -11,6 +11,7 @@ import pytest
 from harness.checker import (
     Classification,
     Latency,
+    catch_up_time,
     check,
     check_identities,
     classify,
@@ -387,3 +388,20 @@ def test_check_recovery_is_none_when_one_fault_never_heals(tmp_path: Path) -> No
     assert [f["recovery_s"] for f in result.faults] == [0.0, None]
     assert result.faults[1]["until_s"] is None
     assert result.recovery_s is None
+
+
+def test_catch_up_is_the_time_until_every_task_accepted_before_the_heal_ran() -> None:
+    rows = [
+        row("a")._replace(invoke_t=1.0, first_effect_t=12.5),
+        row("b")._replace(invoke_t=9.0, first_effect_t=14.0),
+        row("late")._replace(invoke_t=11.0, first_effect_t=30.0),  # sent after the heal: not counted
+        row("warm", phase="warmup")._replace(invoke_t=0.5, first_effect_t=None),
+    ]
+    assert catch_up_time(rows, healed_at=10.0) == 4.0
+    assert catch_up_time(rows, healed_at=20.0) == 10.0
+    assert catch_up_time([row("x")._replace(invoke_t=1.0, first_effect_t=2.0)], healed_at=10.0) == 0.0
+
+
+def test_catch_up_is_none_when_a_task_accepted_before_the_heal_never_ran() -> None:
+    rows = [row("a")._replace(invoke_t=1.0, first_effect_t=None, effects=0)]
+    assert catch_up_time(rows, healed_at=10.0) is None

@@ -1,0 +1,71 @@
+"""A running stack: every server listens on 127.0.0.1 only, and Hatchet's REST API answers."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from apps.common.contract import TaskConfig
+from harness import netns
+from harness.ledger import Ledger
+from harness.procs import ManagedProcess
+from harness.services import Infra
+from harness.spec import find_systems
+from harness.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def hatchet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    infra = Infra(root / "logs")
+    stack = Stack(find_systems()["hatchet"], root, Ledger.create(root / "ledger.db"), infra, TaskConfig(),
+                  f"stack-{root.name}", lambda m: None)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+        infra.close()
+
+
+def _pids(procs: list[ManagedProcess]) -> set[int]:
+    pids: set[int] = set()
+    for proc in procs:
+        if proc.pid is None:
+            continue
+        root = psutil.Process(proc.pid)
+        pids |= {root.pid, *(c.pid for c in root.children(recursive=True))}
+    return pids
+
+
+def test_every_listening_socket_is_on_loopback(hatchet_stack: Stack) -> None:
+    procs = list(hatchet_stack.processes.values()) + hatchet_stack.infra.processes(hatchet_stack.spec.services)
+    assert hatchet_stack.infra.toxiproxy_process is not None
+    pids = _pids([*procs, hatchet_stack.infra.toxiproxy_process])
+    listening = [(c.pid, c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    names = {p.name for p in procs}
+    assert {"api", "worker-1", "worker-2", "downstream", "engine", "postgres"} <= names
+    assert len(listening) >= 6, listening  # api, downstream, engine, postgres, toxiproxy API and its links
+    assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
+
+
+@pytest.mark.skipif(not netns.available(), reason="needs root for a network namespace")
+def test_hatchet_rest_api_answers_through_the_loopback_bridge(hatchet_stack: Stack) -> None:
+    engine = hatchet_stack.infra.hatchet
+    assert engine is not None and engine.api_url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(f"{engine.api_url}/api/ready", timeout=5) as resp:
+        assert resp.status == 200
+
+
+def test_worker_pauses_through_the_rest_api_on_sigterm(hatchet_stack: Stack) -> None:
+    worker = hatchet_stack.processes["worker-2"]
+    worker.stop()
+    log = worker.log_path.read_text()
+    if netns.available():
+        assert "task assignment paused" in log, log[-2000:]
+    else:
+        assert "error while pausing task assignment" in log
