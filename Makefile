@@ -7,12 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser report test unit scenarios lint bench clean
+.PHONY: help setup venv tools browser report test unit scenarios lint bench bench-tier clean
 
 help:
 	@echo "make report   set up and run every scenario against both systems; prints the report path"
 	@echo "make test     set up and run unit tests plus pytest scenarios/ (real Postgres, Hatchet, workers)"
 	@echo "make lint     ruff and mypy"
+	@echo "make bench    set up and measure the harness's own cost and spread (writes reports/bench/bench-<time>.json)"
+	@echo "make bench-tier  time the default tier, pytest scenarios/ (long)"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
 
@@ -55,8 +57,15 @@ scenarios: setup
 	@$(BIN)/pytest scenarios
 
 lint: venv
-	@$(BIN)/ruff check harness apps scenarios tests
+	@$(BIN)/ruff check harness apps scenarios tests bench
 	@$(BIN)/mypy
+
+# The harness's own cost (ledger, checker, stack start) and spread (baseline x5); README "Benchmarks".
+bench: setup
+	@$(BIN)/python -m bench.run all
+
+bench-tier: setup
+	@$(BIN)/python -m bench.run tier
 
 clean:
 	rm -rf $(VENV) .tools reports/2* reports/latest .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,8 @@
 
 Modules, named for what they hold: ``ledger`` (ground truth), ``history`` (its records),
 ``checker`` (classification), ``faults`` (nemesis), ``schedule`` (when faults happen), ``load``
-(clients), ``stack``/``services``/``procs``/``links`` (processes and network), ``scenario`` and
+(clients), ``loadgen`` (the Locust side: locustfile and shapes), ``capacity`` (knees of a rising
+load), ``stack``/``services``/``procs``/``links`` (processes and network), ``scenario`` and
 ``runner`` (experiments), ``results``/``report`` (outputs), ``cli`` and ``pytest_plugin``.
 """
 

@@ -172,7 +172,8 @@ def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
         "max_sustained_tps": knee.completed_tps if knee else 0.0,
         "accept_knee_rate": accept.rate if accept else 0.0,
         "max_accepted_tps": accept.accepted_tps if accept else 0.0,
-        "saturated": any(not s.sustained for s in steps),
+        # False: no step above the knee fell behind (the ladder ended first), so the knee is a lower bound.
+        "saturated": any(not s.sustained for s in steps if knee is None or s.rate > knee.rate),
         "stopped_early": ledger.count_ops(plan.phase, plan.id_prefix) < plan.count,
         # Steps where the generator fell behind its schedule: their numbers may be its limit, not the system's.
         "generator_lagged_at": [s.rate for s in steps if (s.send_lag_p50_ms or 0.0) > LAG_LIMIT_MS],

@@ -22,9 +22,9 @@ from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
-from harness.scenario import ParamError, Params
+from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
-from harness.spec import SpecError, find_systems
+from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
 from harness.stack import Stack
 from harness.tools import ToolMissing
 
@@ -45,9 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list scenarios and systems")
     run = sub.add_parser("run", help="run scenarios against systems and write results.json and index.html")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO",
-                     help="scenario names (see `harness list`), or `all` for every default-tier scenario")
+                     help="scenario names (see `harness list`), or `all` for every default-tier scenario of the "
+                          "native-vs-Hatchet comparison (scenarios naming their own systems, e.g. calibration, "
+                          "run by name)")
     run.add_argument("--system", default="both",
-                     help="native, hatchet, both (default), or a comma-separated list of system names")
+                     help="native, hatchet, both (default: native and hatchet), or a comma-separated list of "
+                          "system names; a scenario naming its own systems (calibration) ignores it")
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
@@ -69,8 +72,9 @@ def _cmd_list() -> int:
     print("scenarios:")
     for s in scenarios.values():
         tier = "" if s.tier == "default" else f" [{s.tier}]"
-        print(f"  {s.name:<18}{tier} {s.fault}")
-    print("systems:")
+        own = f" [systems: {','.join(s.systems)}]" if s.systems is not None else ""
+        print(f"  {s.name:<18}{tier}{own} {s.fault}")
+    print(f"systems (`both`: {', '.join(COMPARED)}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
     print("parameters (--param NAME=VALUE):")
@@ -92,17 +96,35 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    known = discover()
-    names = [n for n in known if known[n].tier == "default"] if args.scenarios == ["all"] else args.scenarios
+def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Scenario],
+                systems: dict[str, SystemSpec]) -> list[tuple[Scenario, list[SystemSpec]]]:
+    """Each scenario to run with its systems: ``all`` and ``both`` mean the native-vs-Hatchet comparison.
+
+    ``all`` is every default-tier scenario that does not name its own systems; ``both`` is native and
+    Hatchet; a scenario naming its systems (calibration) runs against those whatever ``--system`` says.
+    """
+    # A calibration scenario in `all` would add its system to the comparison's report: it runs by name.
+    everything = [n for n in known if known[n].tier == "default" and known[n].systems is None]
+    names = everything if scenario_names == ["all"] else scenario_names
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r} (known: {', '.join(known)})")
-    systems = find_systems()
-    wanted = list(systems) if args.system == "both" else [s.strip() for s in args.system.split(",") if s.strip()]
+    wanted = list(COMPARED) if system_arg == "both" else [s.strip() for s in system_arg.split(",") if s.strip()]
     bad = [s for s in wanted if s not in systems]
     if bad or not wanted:
-        raise UsageError(f"--system {args.system!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+        raise UsageError(f"--system {system_arg!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+    runs = []
+    for name in names:
+        chosen = known[name].systems_for(wanted)
+        missing = [s for s in chosen if s not in systems]
+        if missing:
+            raise UsageError(f"scenario {name!r} runs against {missing[0]!r}, which has no apps/*/system.toml")
+        runs.append((known[name], [systems[s] for s in chosen]))
+    return runs
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    runs = select_runs(args.scenarios, args.system, discover(), find_systems())
     overrides: dict[str, str] = {}
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -111,11 +133,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides[key] = value
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
-    plans = [(known[n], known[n].params(overrides)) for n in names]  # validates every override up front
+    plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
     out = _writable_dir(args.out) if args.out else None
-    specs = [systems[s] for s in wanted]
     with Session(root=out) as session:
-        for scenario, params in plans:
+        for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
             print(report.text_table(doc), flush=True)

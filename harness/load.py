@@ -243,6 +243,7 @@ class LocustDriver:
         self._ledger: Ledger | None = None
         self._stopped = False
         self._finished = False
+        self._deadline = 0.0
 
     def command(self, base_url: str, plan: LoadPlan, stem: Path) -> list[str]:
         """The Locust command line for plan (headless, open loop, reports at stem.*)."""
@@ -253,6 +254,8 @@ class LocustDriver:
 
     def start(self, base_url: str, plan: LoadPlan, ledger: Ledger, system: str) -> None:
         """Start Locust and return when the open loop's first request is due."""
+        if plan.count == 0:
+            return  # nothing to send: Locust would end before announcing a start
         out = self.out_dir or ledger.path.parent / "locust"
         out.mkdir(parents=True, exist_ok=True)
         stem, n = out / plan.phase, 1
@@ -273,6 +276,9 @@ class LocustDriver:
             stop_grace_s=plan.timeout_s + 10,  # in-flight requests time out, then the history is flushed
         )
         self.process.start()
+        # Past this, Locust is stuck (it ends by itself once every request had its timeout): kill it.
+        self._deadline = time.monotonic() + self.START_TIMEOUT_S + plan.due_s(plan.count - 1) + plan.timeout_s \
+            + self.process.stop_grace_s
         try:
             self.process.wait_healthy(self.START_TIMEOUT_S)
         except HealthTimeout as exc:
@@ -286,10 +292,13 @@ class LocustDriver:
         proc = self.process
         if proc is None or proc.popen is None:
             return True
+        remaining = self._deadline - time.monotonic()
         try:
-            proc.popen.wait(timeout)
+            proc.popen.wait(max(0.0, remaining if timeout is None else min(timeout, remaining)))
         except subprocess.TimeoutExpired:
-            return False
+            if time.monotonic() < self._deadline:
+                return False
+            proc.kill()
         if not self._finished:
             self._finished = True
             proc.stop(grace_s=0)  # reaps the group and tells the reaper
@@ -308,6 +317,7 @@ class LocustDriver:
         self._stopped = True
         if self.process is not None and self.process.alive():
             self.process.signal(signal.SIGTERM)
+            self._deadline = min(self._deadline, time.monotonic() + self.process.stop_grace_s)
 
     def _log_tail(self, lines: int = 15) -> str:
         if self.process is None or not self.process.log_path.exists():

@@ -1,7 +1,8 @@
 """pytest plugin: fixtures that run scenarios on the real stack, options to override parameters.
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
-``--systems native,hatchet``. Marker ``soak`` marks long scenarios, left out of the default tier
+``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
+those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left out of the default tier
 (``pytest scenarios/ -m soak`` runs them). Results land in ``reports/<run-id>/<scenario>/``.
 """
 
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import report
-from harness.scenario import ParamError, Scenario
+from harness.ledger import Ledger, sqlite_url
+from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
-from harness.spec import SystemSpec, find_systems
+from harness.spec import COMPARED, SystemSpec, find_systems
 
 
 class RunView:
@@ -45,11 +48,22 @@ class RunView:
 class Outcome:
     """What a scenario measured, per system (``outcome.native``, ``outcome.hatchet``)."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any], out_dir: Path) -> None:
         self.doc = doc
         """The results.json document."""
+        self.out_dir = out_dir
+        """The scenario's directory (results.json, ``<system>/ledger.db``)."""
         self.runs = {r["system"]: RunView(r) for r in doc["runs"]}
         """Runs by system name."""
+
+    @property
+    def params(self) -> Params:
+        """The parameters the scenario ran with (its defaults and every override)."""
+        return Params(**self.doc["manifest"]["params"])
+
+    def ledger_of(self, system: str) -> Ledger:
+        """The ledger of one system's run, for tests that check the raw history."""
+        return Ledger(sqlite_url(self.out_dir / system / "ledger.db"))
 
     def __getattr__(self, name: str) -> RunView:
         try:
@@ -67,7 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, help="seed of every scenario (default: the scenario's)")
     group.addoption("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario parameter, e.g. --param rate=50 (repeatable)")
-    group.addoption("--systems", default="native,hatchet", help="comma-separated systems to run (default: both)")
+    group.addoption("--systems", default=",".join(COMPARED),
+                    help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
+                         "their own)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -117,16 +133,21 @@ def harness_session() -> Iterator[Session]:
 @pytest.fixture
 def run_scenario(harness_session: Session, harness_systems: list[SystemSpec],
                  pytestconfig: pytest.Config) -> RunScenario:
-    """Run a scenario against the selected systems; prints the comparison table."""
+    """Run a scenario against the selected systems (or the ones it names); prints the comparison table."""
 
     def run(scenario: Scenario, **overrides: Any) -> Outcome:
         try:
             params = scenario.params({**overrides, **_overrides(pytestconfig)})
         except ParamError as exc:
             raise pytest.UsageError(str(exc)) from None
-        doc = harness_session.run(scenario, harness_systems, params)
+        known = find_systems()
+        names = scenario.systems_for([s.name for s in harness_systems])
+        if missing := [n for n in names if n not in known]:
+            raise pytest.UsageError(f"scenario {scenario.name}: no system {missing[0]!r} (known: {', '.join(known)})")
+        doc = harness_session.run(scenario, [known[n] for n in names], params)
+        out_dir = harness_session.root / scenario.name
         print("\n" + report.text_table(doc), file=sys.stderr)
-        print(f"results: {harness_session.root / scenario.name / 'results.json'}", file=sys.stderr)
-        return Outcome(doc)
+        print(f"results: {out_dir / 'results.json'}", file=sys.stderr)
+        return Outcome(doc, out_dir)
 
     return run

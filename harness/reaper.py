@@ -2,7 +2,8 @@
 
 The harness starts one reaper per Python process and tells it, over a pipe, the process group
 of each child it starts (and forgets). When the pipe closes (the harness exited, crashed, or was
-SIGKILLed) the reaper SIGKILLs every group still registered, so no server outlives a run.
+SIGKILLed) the reaper SIGKILLs every group still registered, then every process that carries the
+run's marker (``HARNESS_RUN_ROOT``), so no server outlives a run.
 """
 
 from __future__ import annotations
@@ -69,6 +70,22 @@ def _main() -> None:
     for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _sweep()
+
+
+def _sweep() -> None:
+    """Kill what carries this run's marker: a child forked just as the harness died was never registered."""
+    from harness.procs import RUN_MARKER, processes_marked  # here: procs imports this module
+
+    root = os.environ.get(RUN_MARKER)
+    for pid, _ in processes_marked(root) if root else []:
+        try:
+            if os.getpgid(pid) == pid:  # a group leader the harness started: its children go with it
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 

@@ -8,7 +8,7 @@ line or pytest). The runner (:mod:`harness.runner`) does the rest.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,14 @@ class Scenario:
     """The fault schedule, built from the run's params."""
     tier: str = "default"
     """``default`` (runs in ``pytest scenarios/``) or ``soak`` (``-m soak``)."""
+    systems: tuple[str, ...] | None = None
+    """The systems it always runs against (e.g. ``("calibration",)``); None: the ones the user selects
+    (``--system``, ``--systems``; native and Hatchet by default). Scenarios naming their systems are no part
+    of the native-vs-Hatchet comparison, so ``harness run all`` leaves them out."""
+
+    def systems_for(self, selected: Sequence[str]) -> list[str]:
+        """Names of the systems a run covers: this scenario's own when it names them, else selected."""
+        return list(self.systems) if self.systems is not None else list(selected)
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Params:
         """The run's parameters: Params defaults, then this scenario's, then the user's."""

@@ -22,6 +22,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout holding harness/, apps/ and scenarios/."""
 APPS_DIR = PROJECT_ROOT / "apps"
 """Where system specs are found."""
+COMPARED = ("native", "hatchet")
+"""The systems the project compares: what ``both`` (the default selection) means. Any other system
+(``calibration``, a user's Celery app) runs when named, or by a scenario that names it."""
 
 
 class SpecError(ValueError):

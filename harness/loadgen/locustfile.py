@@ -41,6 +41,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
+from harness.checker import percentile
 from harness.history import Op, Outcome
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
 from harness.load import ENV_SHAPE, classify_exception, classify_status
@@ -112,8 +113,8 @@ class History:
         if ops:
             ledger.record_ops(ops)
         if lags:
-            for metric, q in (("send_lag_p50_ms", 0.5), ("send_lag_max_ms", 1.0)):
-                ledger.record_sample(f"locust-{os.getpid()}", metric, round(1000 * _nearest_rank(lags, q), 3))
+            for metric, q in (("send_lag_p50_ms", 50), ("send_lag_max_ms", 100)):
+                ledger.record_sample(f"locust-{os.getpid()}", metric, round(1000 * percentile(lags, q), 3))
 
     def run(self) -> NoReturn:
         """Flush every FLUSH_S, with a send-lag sample once a second, forever."""
@@ -176,7 +177,7 @@ class TaskUser(FastHttpUser):
             IN_FLIGHT.join()
             lags.sort()
             log.info("open loop slot %d/%d: sent %d; send lag behind schedule p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-                     slot, slots, len(lags), *(1000 * _nearest_rank(lags, q) for q in (0.5, 0.99, 1.0)))
+                     slot, slots, len(lags), *(1000 * percentile(lags, q) if lags else 0.0 for q in (50, 99, 100)))
             plan.report_done(env, slot)
         while True:  # one pass: idle until the shape ends the test
             gevent.sleep(3600)
@@ -216,10 +217,6 @@ def _body(resp: Any) -> str:
         return str(resp.text or "")[:200] or f"HTTP {resp.status_code}"
     except Exception:  # noqa: BLE001 - the body of a refusal is a courtesy, its status is the outcome
         return f"HTTP {resp.status_code}"
-
-
-def _nearest_rank(xs: list[float], q: float) -> float:
-    return xs[max(0, min(len(xs), round(q * len(xs) + 0.5)) - 1)] if xs else 0.0
 
 
 def _add_options(parser: LocustArgumentParser) -> None:

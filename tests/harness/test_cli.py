@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.spec import PROJECT_ROOT
+from harness.catalog import discover
+from harness.cli import select_runs
+from harness.scenario import Scenario
+from harness.spec import PROJECT_ROOT, SystemSpec, find_systems
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
@@ -19,8 +22,29 @@ def harness(*args: str) -> subprocess.CompletedProcess[str]:
 def test_list_names_every_scenario_and_system() -> None:
     out = harness("list")
     assert out.returncode == 0, out.stderr
-    for name in ("baseline", "app-kill", "worker-kill", "native", "hatchet"):
+    for name in ("baseline", "app-kill", "worker-kill", "calibration", "calibration-kill", "native", "hatchet"):
         assert name in out.stdout
+    assert "  calibration        [systems: calibration]" in out.stdout
+    assert "systems (`both`: native, hatchet):" in out.stdout
+
+
+def _names(runs: list[tuple[Scenario, list[SystemSpec]]]) -> dict[str, list[str]]:
+    return {scenario.name: [s.name for s in specs] for scenario, specs in runs}
+
+
+def test_all_and_both_are_the_native_vs_hatchet_comparison() -> None:
+    runs = _names(select_runs(["all"], "both", discover(), find_systems()))
+    assert "baseline" in runs and "app-kill" in runs
+    assert not {"calibration", "calibration-kill"} & set(runs), "calibration runs by name, not in `all`"
+    assert all(systems == ["native", "hatchet"] for systems in runs.values()), runs
+
+
+def test_a_scenario_naming_its_systems_runs_against_them_only() -> None:
+    known, systems = discover(), find_systems()
+    for system_arg in ("both", "native", "hatchet,native"):
+        runs = _names(select_runs(["calibration", "baseline"], system_arg, known, systems))
+        assert runs["calibration"] == ["calibration"], (system_arg, runs)
+    assert _names(select_runs(["baseline"], "calibration", known, systems)) == {"baseline": ["calibration"]}
 
 
 def test_help_explains_every_run_option() -> None:

@@ -317,11 +317,16 @@ def _confirmed(sidecar: Path) -> int:
 
 
 def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Path) -> None:
+    """Hundreds of SIGKILLs of concurrent writers: every returned write is there, once, in a sound file.
+
+    Not marked slow or soak on purpose: about 30 s, part of `make test` and CI.
+    """
     led = Ledger.create(tmp_path / "ledger.db")
     env = {**os.environ, ENV_LEDGER: led.url, ENV_SYSTEM: "native", ENV_PROCESS: "writer",
            "PYTHONPATH": str(PROJECT_ROOT)}
     rng = random.Random(20240611)
-    slots, want_kills, deadline = 4, 60, time.monotonic() + 18
+    # 320 kills (about 25 s here): enough to land many kills inside SQLite's commit, and a WAL checkpoint.
+    slots, want_kills, deadline = 6, 320, time.monotonic() + 55
     # [process, prefix, kill time]: the kill time is drawn once the writer has confirmed its first write,
     # so every kill lands at a random moment of the write loop whatever the machine's load.
     running: list[list[Any]] = []
@@ -343,7 +348,9 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
             spawn()
         while kills_mid_write < want_kills and time.monotonic() < deadline:
             time.sleep(0.002)
-            led.count_in_flight()  # a concurrent reader, as the runner is during a scenario
+            # A concurrent reader, as the runner is during a scenario (O(1): a scan of the growing log would
+            # take the loop's time; an open read transaction is what matters to the writers' checkpoints).
+            led.conn.execute("SELECT max(id) FROM events").fetchone()
             for entry in list(running):
                 proc, prefix, kill_at = entry
                 if proc.poll() is not None:
@@ -352,7 +359,7 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
                 if kill_at is None:
                     sidecar = tmp_path / f"{prefix}.done"
                     if sidecar.exists() and sidecar.stat().st_size > 0:
-                        entry[2] = time.monotonic() + rng.uniform(0.0, 0.25)
+                        entry[2] = time.monotonic() + rng.uniform(0.0, 0.1)
                     continue
                 if time.monotonic() < kill_at:
                     continue
@@ -373,7 +380,7 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
             if proc.stderr:
                 proc.stderr.close()
 
-    assert kills_mid_write >= 50, f"only {kills_mid_write} writers were killed while writing"
+    assert kills_mid_write >= 300, f"only {kills_mid_write} writers were killed while writing"
 
     check = sqlite3.connect(led.path)
     try:
@@ -398,3 +405,5 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
         # At most one write beyond the confirmed ones: the one killed between the ledger call and the sidecar.
         assert got <= set(range(n + 1)), f"{prefix}: rows that were never written: {sorted(got - set(range(n + 1)))}"
     assert total_confirmed > 1000, "too few writes for the test to mean anything"
+    print(f"{kills_mid_write} SIGKILLs of {len(incarnations)} writers; {total_confirmed} confirmed writes all present,"
+          f" none twice, integrity ok")

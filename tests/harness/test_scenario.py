@@ -131,6 +131,12 @@ def test_scenario_steps_follow_params() -> None:
     assert Scenario(name="b", fault="-", claim="-").steps(Params()) == []
 
 
+def test_scenario_naming_its_systems_ignores_the_selection() -> None:
+    assert SCENARIO.systems_for(["native", "hatchet"]) == ["native", "hatchet"]
+    own = Scenario(name="c", fault="-", claim="-", systems=("calibration",))
+    assert own.systems_for(["native", "hatchet"]) == ["calibration"]
+
+
 # ---- job_params and task_config ------------------------------------------------------------------
 
 

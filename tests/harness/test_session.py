@@ -52,7 +52,8 @@ def test_failed_scenario_leaves_no_process(tmp_path: Path, system: str) -> None:
             session.run(scenario, [spec], scenario.params())
         # The failed run stopped its own processes; only the shared servers are left until close.
         shared = [cmd for _, cmd in leftovers_now(tmp_path)]
-        assert all(any(s in c for s in ("bin/server", "postgres", "hatchet-engine")) for c in shared), shared
+        servers = ("bin/server", "postgres", "hatchet-engine", "hatchet-api", "harness.netns")
+        assert all(any(s in c for s in servers) for c in shared), shared
     finally:
         session.close()
     logs = sorted(p.name for p in (tmp_path / "explodes" / system / "logs").iterdir())

@@ -39,7 +39,7 @@ command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
 
 
 def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert list(systems) == ["native", "hatchet"]
+    assert list(systems) == ["native", "calibration", "hatchet"]
     for name, spec in systems.items():
         assert spec.name == name
         assert spec.path == APPS_DIR / name / "system.toml"
@@ -70,7 +70,7 @@ def test_hatchet_spec(systems: dict[str, SystemSpec]) -> None:
     assert procs["worker"].instance_names() == ["worker-1", "worker-2"]
     assert procs["worker"].links == ("engine", "downstream")
     assert procs["worker"].health == {"log": "waiting for tasks"}
-    assert hatchet.drain_quiet_s == 45.0
+    assert hatchet.drain_quiet_s == 120.0
 
 
 def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec]) -> None:
@@ -196,6 +196,8 @@ def test_planned_processes_hatchet(systems: dict[str, SystemSpec]) -> None:
         "worker-1": ("worker",),
         "worker-2": ("worker",),
         "engine": ("engine",),
+        "engine-api": ("engine-api",),
+        "engine-api-bridge": ("engine-api",),
         "postgres": ("db",),
     }
 

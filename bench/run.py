@@ -1,0 +1,143 @@
+"""The harness's own cost and spread, measured: ``python -m bench.run {ledger,checker,stack,spread,tier,all}``.
+
+- ``ledger``: Recorder writes per second from 4 concurrent processes (goal >= 20,000/s), and the
+  Recorder's cost per task, ``started`` + ``effect`` (goal p99 <= 1 ms), alone and next to other writers;
+- ``checker``: one check of a 1,000,000-task history written straight into SQLite (goal <= 10 s);
+- ``stack``: cold start of Postgres + the Hatchet engine, warm start of each system's stack (goal <= 15 s);
+- ``spread``: baseline repeated 5 times on both systems: coefficient of variation of throughput and latency;
+- ``tier``: wall time of the default tier, ``pytest scenarios/`` (long: not part of ``all``).
+
+Each figure is the median of its repeats (the machine may be shared; every repeat is kept). ``all``
+(``make bench``) runs every one but ``tier``, prints a table and writes
+``reports/bench/bench-<time>.json`` (``--json PATH`` elsewhere). Exit status 1 if a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import checker_cost, ledger_cost, spread, stack_cost
+from bench.figures import Figure, cv, machine
+from harness.spec import COMPARED, PROJECT_ROOT
+
+BENCH_DIR = PROJECT_ROOT / "reports" / "bench"
+"""Where results land by default."""
+
+
+def ledger_figures(repeats: int) -> list[Figure]:
+    """Write throughput from 4 processes, and the per-task Recorder cost alone and beside other writers."""
+    figures = [Figure("ledger writes, 4 processes flat out", "writes/s",
+                      [round(ledger_cost.writes_per_second(4, 5.0)) for _ in range(repeats)], at_least=20_000,
+                      note="Recorder.effect in a loop for 5 s per process, one ledger, one transaction per write")]
+    cases = [("alone", 0, 0.0, True), ("beside 3 writers at 1,000/s each", 3, 1000.0, True),
+             ("beside 3 writers flat out (stress)", 3, 0.0, False)]
+    for label, background, per_s, goal in cases:
+        costs = [ledger_cost.recorder_cost_ms(20_000, background, per_s) for _ in range(repeats)]
+        figures.append(Figure(
+            f"Recorder start+effect per task, p99, {label}", "ms", [c["p99"] for c in costs],
+            at_most=1.0 if goal else None, note="20,000 tasks timed; p50/p99.9/max are medians over repeats",
+            extra={k: statistics.median(c[k] for c in costs) for k in ("p50", "p99.9", "max")}))
+    return figures
+
+
+def checker_figures(repeats: int, tasks: int = 1_000_000) -> list[Figure]:
+    """Time of a full check of a synthetic history of ``tasks`` tasks."""
+    with tempfile.TemporaryDirectory(prefix="bench-checker-") as tmp:
+        t = time.perf_counter()
+        ledger = checker_cost.make_history(Path(tmp) / "ledger.db", tasks)
+        made = time.perf_counter() - t
+        runs = [checker_cost.check_seconds(ledger) for _ in range(repeats)]
+    assert all(n == tasks for _, n in runs), f"the checker saw {runs[0][1]} tasks, not {tasks}"
+    return [Figure(f"checker, {tasks:,}-task history", "s", [round(s, 3) for s, _ in runs], at_most=10.0,
+                   note="harness.checker.check on a fresh connection (SQLite aggregation, classes, latencies)",
+                   extra={"history_written_s": round(made, 1)})]
+
+
+def stack_figures(repeats: int) -> list[Figure]:
+    """Cold start of the shared servers, warm start of each system's stack."""
+    systems = (*COMPARED, "calibration")
+    cold, warm = stack_cost.start_times(systems, repeats)
+    figures = [Figure("cold start: Toxiproxy + Postgres + Hatchet engine", "s", [round(c, 2) for c in cold],
+                      note="fresh data directory (initdb), migrations, engine and REST API healthy")]
+    figures += [Figure(f"warm start: {name} stack, all healthy", "s", [round(w, 2) for w in warm[name]],
+                       at_most=15.0, note="the system's own processes on running shared servers") for name in systems]
+    return figures
+
+
+def spread_figures(repeats: int = 5) -> list[Figure]:
+    """Coefficient of variation of baseline throughput and end-to-end p50, per system, over repeats."""
+    runs = spread.baseline_repeats(COMPARED, repeats)
+    figures = []
+    for name, entries in runs.items():
+        tps = [e["throughput_tps"] for e in entries]
+        p50 = [e["e2e_latency_ms"]["p50"] for e in entries]
+        figures.append(Figure(f"baseline throughput spread (CV), {name}", "%", [round(100 * cv(tps), 2)],
+                              note=f"{repeats} repeats of baseline, default parameters",
+                              extra={"throughput_tps": tps, "e2e_p50_ms": p50,
+                                     "e2e_p50_cv_pct": round(100 * cv(p50), 2), "lost": [e["lost"] for e in entries]}))
+    return figures
+
+
+def tier_figures(repeats: int = 1) -> list[Figure]:
+    """Wall time of ``pytest scenarios/`` (the default tier, real stack)."""
+    command = [sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider"]
+    times, codes = [], []
+    for _ in range(repeats):
+        t = time.monotonic()
+        codes.append(subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, check=False).returncode)
+        times.append(round(time.monotonic() - t, 1))
+    return [Figure("pytest scenarios/ (default tier), wall time", "s", times, note=shlex.join(command[2:]),
+                   extra={"exit_codes": codes})]
+
+
+SUITES: dict[str, Callable[[int], list[Figure]]] = {
+    "ledger": ledger_figures, "checker": checker_figures, "stack": stack_figures, "spread": spread_figures,
+    "tier": tier_figures,
+}
+"""Each subcommand and what it measures, given its number of repeats."""
+DEFAULT_REPEATS = {"ledger": 3, "checker": 3, "stack": 3, "spread": 5, "tier": 1}
+"""Repeats of each suite unless --repeats says otherwise."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen suites, print the figures, write the JSON; 1 when a goal is missed."""
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("suite", choices=[*SUITES, "all"], help="what to measure (all: every suite but tier)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per figure (default: per suite)")
+    ap.add_argument("--json", type=Path, default=None, help="where to write the results (default reports/bench/)")
+    args = ap.parse_args(argv)
+    names = [n for n in SUITES if n != "tier"] if args.suite == "all" else [args.suite]
+    started, host = datetime.now(UTC), machine()
+    figures: list[Figure] = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        for fig in SUITES[name](args.repeats or DEFAULT_REPEATS[name]):
+            print(fig.line(), flush=True)
+            figures.append(fig)
+    host["load_average_end"] = [round(x, 2) for x in os.getloadavg()]  # with the start's: how busy the machine was
+    doc = {"started_at": started.isoformat(timespec="seconds"),
+           "command": shlex.join(["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
+           "machine": host, "figures": [f.as_json() for f in figures]}
+    out = args.json or BENCH_DIR / f"bench-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"results: {out}")
+    missed = [f.name for f in figures if f.met is False]
+    if missed:
+        print(f"goals missed: {'; '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

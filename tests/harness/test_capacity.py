@@ -1,0 +1,49 @@
+"""The knee from a ledger: a step is sustained while completions keep pace and latency does not grow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.capacity import KneeProbe, analyze
+from harness.history import Event, Op
+from harness.ledger import Ledger
+from harness.load import LoadPlan
+
+PLAN = LoadPlan(rate=10, duration_s=9, steps=((10, 3), (20, 3), (40, 3)))
+START = 1_000_000.0
+CAPACITY = 15.0
+"""Tasks per second the simulated system completes, one after the other."""
+
+
+def simulated_ledger(tmp_path: Path) -> Ledger:
+    """Every request accepted at once; a single queue completes CAPACITY tasks per second, 0.2 s each at least."""
+    ledger = Ledger.create(tmp_path / "ledger.db")
+    free_at = START
+    for i in range(PLAN.count):
+        sent = START + PLAN.due_s(i)
+        done = max(sent + 0.2, free_at + 1 / CAPACITY)
+        free_at = done
+        ledger.record_op(Op(PLAN.task_id(i), "sim", "sleep", "measure", sent, sent + 0.002, "ok", 202))
+        ledger.record_event(Event(PLAN.task_id(i), "sim", "effect", 0, "api", 1, done))
+    return ledger
+
+
+def test_steps_below_capacity_are_sustained_and_the_knee_is_the_last_of_them(tmp_path: Path) -> None:
+    cap = analyze(simulated_ledger(tmp_path), PLAN)
+    assert [s["rate"] for s in cap["steps"]] == [10, 20, 40]
+    assert [s["sustained"] for s in cap["steps"]] == [True, False, False]
+    assert [s["accepts"] for s in cap["steps"]] == [True, True, True]  # accepting is not the bottleneck here
+    assert cap["knee_rate"] == 10 and abs(cap["max_sustained_tps"] - 10) < 1
+    assert cap["accept_knee_rate"] == 40
+    over = cap["steps"][2]
+    assert over["completed_tps"] < 0.9 * 40 and over["e2e_growth_ms"] > 250
+    assert over["backlog_end"] > cap["steps"][1]["backlog_end"] > cap["steps"][0]["backlog_end"]
+    assert cap["saturated"] and not cap["stopped_early"]
+
+
+def test_probe_asks_to_stop_after_two_unsustained_steps(tmp_path: Path) -> None:
+    ledger = simulated_ledger(tmp_path)
+    probe = KneeProbe(PLAN)
+    # The probe judges with the wall clock; the simulated run is long over, so every step has settled.
+    assert probe.past_knee(ledger)
+    assert probe.reason == "not sustained at 20/s, 40/s"
