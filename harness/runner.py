@@ -98,6 +98,53 @@ def drain(ledger: Ledger, quiet_s: float, deadline_s: float) -> tuple[float, str
         time.sleep(0.2)
 
 
+def _warm_up(stack: Stack, ledger: Ledger, params: Params) -> None:
+    """Send the warm-up tasks and wait for all of them: proof that the pipeline works end to end."""
+    # Short I/O-like tasks whatever the scenario's job: they prove the pipeline, and their API
+    # latency is the unloaded reference. The built-in driver starts at once; Locust would add a
+    # second of start-up per system.
+    warm = LoadPlan(rate=WARMUP_RATE, duration_s=params.warmup / WARMUP_RATE, kind="sleep",
+                    params={"duration_s": 0.05}, timeout_s=params.client_timeout_s, phase="warmup", id_prefix="w")
+    driver = AsyncDriver()
+    driver.start(stack.api_url, warm, ledger, stack.spec.name)
+    driver.wait()
+    _wait_warmup(ledger, time.monotonic() + WARMUP_TIMEOUT_S)
+
+
+def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, ledger: Ledger, schedule: Schedule,
+             nemesis: Nemeses, progress: Progress) -> None:
+    """Run the measured load, injecting the schedule's faults and healing each when its time comes."""
+    driver.start(stack.api_url, plan, ledger, stack.spec.name)  # returns when the first request is due
+    t0 = time.time()
+    ledger.set_meta("t0", t0)
+    probe = capacity.KneeProbe(plan) if plan.steps else None
+    active: list[ActiveFault] = []
+    load_end: float | None = None
+    while True:
+        elapsed = time.time() - t0
+        load_done = driver.wait(timeout=0)
+        if load_done and load_end is None:
+            load_end = time.time()
+            ledger.set_meta("load_end", load_end)
+        if elapsed <= params.duration_s and not load_done:
+            obs = Observation(elapsed, ledger.count_accepted(),
+                              ledger.count_in_flight() if schedule.needs_in_flight else -1)
+            for fault in schedule.due(obs):
+                progress(f"  t={elapsed:5.1f}s {fault.action} {fault.target}")
+                active.append(nemesis.invoke(fault))
+        for a in [a for a in active if time.time() >= a.heal_at]:
+            nemesis.heal(a)
+            active.remove(a)
+            progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
+        if probe is not None and not load_done and probe.past_knee(ledger):
+            progress(f"  t={elapsed:5.1f}s past the knee ({probe.reason}): stopping the load")
+            driver.stop()
+            probe = None
+        if load_done and not active:
+            return
+        time.sleep(0.05)
+
+
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
                progress: Progress, driver_factory: DriverFactory = LocustDriver) -> SystemRun:
     """Run scenario against one system; the stack is down again when this returns or raises."""
@@ -130,48 +177,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
-                # Short I/O-like tasks whatever the scenario's job: they prove the pipeline, and their
-                # API latency is the unloaded reference.
-                warm = LoadPlan(rate=WARMUP_RATE, duration_s=params.warmup / WARMUP_RATE, kind="sleep",
-                                params={"duration_s": 0.05}, timeout_s=params.client_timeout_s, phase="warmup",
-                                id_prefix="w")
-                # The built-in driver starts at once; Locust would add a second of start-up per system.
-                warm_driver = AsyncDriver()
-                warm_driver.start(stack.api_url, warm, ledger, spec.name)
-                warm_driver.wait()
-                _wait_warmup(ledger, time.monotonic() + WARMUP_TIMEOUT_S)
+                _warm_up(stack, ledger, params)
             progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                      f" ({len(schedule.steps)} fault step(s))")
             driver = driver_factory()
-            driver.start(stack.api_url, plan, ledger, spec.name)  # returns when the first request is due
-            t0 = time.time()
-            ledger.set_meta("t0", t0)
-            probe = capacity.KneeProbe(plan) if plan.steps else None
-            active: list[ActiveFault] = []
-            load_end: float | None = None
-            while True:
-                elapsed = time.time() - t0
-                load_done = driver.wait(timeout=0)
-                if load_done and load_end is None:
-                    load_end = time.time()
-                    ledger.set_meta("load_end", load_end)
-                if elapsed <= params.duration_s and not load_done:
-                    obs = Observation(elapsed, ledger.count_accepted(),
-                                      ledger.count_in_flight() if schedule.needs_in_flight else -1)
-                    for fault in schedule.due(obs):
-                        progress(f"  t={elapsed:5.1f}s {fault.action} {fault.target}")
-                        active.append(nemesis.invoke(fault))
-                for a in [a for a in active if time.time() >= a.heal_at]:
-                    nemesis.heal(a)
-                    active.remove(a)
-                    progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
-                if probe is not None and not load_done and probe.past_knee(ledger):
-                    progress(f"  t={elapsed:5.1f}s past the knee ({probe.reason}): stopping the load")
-                    driver.stop()
-                    probe = None
-                if load_done and not active:
-                    break
-                time.sleep(0.05)
+            _measure(driver, plan, params, stack, ledger, schedule, nemesis, progress)
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet_s
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"

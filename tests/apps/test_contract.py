@@ -26,15 +26,6 @@ MALFORMED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    infra = Infra(tmp_path_factory.mktemp("infra"))
-    try:
-        yield infra
-    finally:
-        infra.close()
-
-
 @pytest.fixture(params=["native", "hatchet"])
 def stack(request: pytest.FixtureRequest, infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     spec = find_systems()[request.param]

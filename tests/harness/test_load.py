@@ -19,15 +19,6 @@ from harness.spec import find_systems
 from harness.stack import Stack
 
 
-@pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    infra = Infra(tmp_path_factory.mktemp("infra"))
-    try:
-        yield infra
-    finally:
-        infra.close()
-
-
 @pytest.fixture
 def native(infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     ledger = Ledger.create(tmp_path / "native" / "ledger.db")

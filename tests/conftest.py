@@ -1,0 +1,19 @@
+"""Fixtures shared by the tests that need real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harness.services import Infra
+
+
+@pytest.fixture(scope="module")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """Shared servers (Toxiproxy; Postgres and the Hatchet engine on first need) for one test module."""
+    infra = Infra(tmp_path_factory.mktemp("infra"))
+    try:
+        yield infra
+    finally:
+        infra.close()
