@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import report
+from harness import report, results
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
@@ -65,9 +65,12 @@ class Session:
 
     def close(self) -> None:
         """Stop the shared servers, write the run index (and reports/index.html), point reports/latest here."""
+        secrets = self.infra.secrets()
         try:
             self.infra.close()
         finally:
+            # The shared servers' logs are linked from reports too: scrub them once they are complete.
+            results.redact(self.root, secrets)
             if self.results and not (self.root / "results.json").exists():  # else root is a scenario's page
                 in_reports = self.root.parent == REPORTS_DIR
                 # A run in reports/ also refreshes the list of every run.

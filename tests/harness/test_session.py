@@ -107,3 +107,19 @@ def test_sigkill_of_the_harness_still_stops_every_process(tmp_path: Path) -> Non
 def leftovers_now(root: Path) -> list[tuple[int, str]]:
     return [(pid, cmd) for pid, cmd in processes_marked(str(root.resolve())) if "harness.reaper" not in cmd]
 
+
+
+def test_no_secret_reaches_the_run_directory(tmp_path: Path) -> None:
+    spec = find_systems()["hatchet"]
+    scenario = Scenario(name="secrets", fault="none", claim="none")
+    session = Session(root=tmp_path, progress=lambda m: None)
+    try:
+        session.run(scenario, [spec], scenario.params({"duration_s": "2", "warmup": "3"}))
+        token = session.infra.hatchet.token if session.infra.hatchet else ""
+    finally:
+        session.close()
+    assert token.startswith("ey"), "the engine minted a token"
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "engine.log" for p in files) and any(p.name == "worker-1.log" for p in files)
+    leaks = [str(p) for p in files if token.encode() in p.read_bytes()]
+    assert leaks == [], f"the Hatchet token is written in {leaks}"
