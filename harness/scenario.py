@@ -29,13 +29,13 @@ class Params:
     """Seeds the fault schedule, random picks and the job's pseudo-random failures."""
     rate: float = 20.0
     """Measured load: requests per second (open loop)."""
-    duration_s: float = 12.0
+    duration_s: float = 8.0
     """Measured load: seconds of sending."""
     step_s: float = 0.0
     """Above 0: the rate rises by step_factor every step_s seconds within duration_s (a capacity ladder)."""
     step_factor: float = 1.5
     """Rate of each ladder step over the one before."""
-    warmup: int = 10
+    warmup: int = 5
     """Tasks sent (and waited for) before measuring; they also prove the stack works end to end."""
     kind: str = "sleep"
     """Job kind: ``sleep`` (I/O-like) or ``cpu`` (CPU-bound)."""

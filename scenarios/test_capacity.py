@@ -7,9 +7,9 @@ SCENARIO = Scenario(
     name="capacity",
     fault="none: the open-loop rate rises by step_factor every step_s until two steps in a row fall behind",
     claim="each system's knee: the highest rate it accepts, and completes, without a growing backlog",
-    # 10/s x 1.5 every 5 s reaches ~4400/s (one Locust process's ceiling here) within 80 s; the load
+    # 10/s x 1.5 every 4 s reaches ~4400/s (one Locust process's ceiling here) within 64 s; the load
     # stops two steps past the knee.
-    defaults={"rate": 10.0, "step_s": 5.0, "step_factor": 1.5, "duration_s": 80.0, "drain_quiet_s": 20.0,
+    defaults={"rate": 10.0, "step_s": 4.0, "step_factor": 1.5, "duration_s": 64.0, "drain_quiet_s": 20.0,
               "drain_deadline_s": 120.0},
 )
 

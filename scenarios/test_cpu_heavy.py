@@ -7,7 +7,7 @@ SCENARIO = Scenario(
     name="cpu-heavy",
     fault="jobs burn CPU for job_s each (in a thread), at rate per second",
     claim="native's API latency degrades (same process); Hatchet's API stays fast (separate workers)",
-    defaults={"kind": "cpu", "job_s": 0.3, "rate": 6.0, "duration_s": 12.0},
+    defaults={"kind": "cpu", "job_s": 0.3, "rate": 6.0, "duration_s": 10.0},
 )
 
 
