@@ -251,6 +251,10 @@ def check(ledger: Ledger, system: str) -> RunCheck:
     recoveries = []
     load_end = meta.get("load_end")
     for f in ledger.faults():
+        if f.action == "skipped":  # drawn by the schedule, nothing to hit in this system
+            faults.append({"at_s": round(f.t_start - t0, 3), "until_s": round(f.t_start - t0, 3), "action": f.action,
+                           "target": f.target, "detail": f.detail, "recovery_s": None, "recovery_kind": None})
+            continue
         # Completion rate can only come back while load still arrives; a fault healed after the
         # load ended recovers when the backlog it left is done (catch-up).
         rate_based = load_end is None or f.t_end is None or f.t_end + RATE_WINDOW_S <= float(load_end)

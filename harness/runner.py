@@ -130,6 +130,12 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):
+                if (why := not_applicable(fault, stack.spec)) is not None:
+                    progress(f"  t={elapsed:5.1f}s skipped {fault.action} {fault.target}: {why}")
+                    now = time.time()
+                    ledger.fault_ended(ledger.fault_started("skipped", f"{fault.action} {fault.target}",
+                                                            {"reason": why}, t=now), t=now)
+                    continue
                 progress(f"  t={elapsed:5.1f}s {fault.action} {fault.target}")
                 active.append(nemesis.invoke(fault))
         for a in [a for a in active if time.time() >= a.heal_at]:
@@ -150,13 +156,14 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     """Run scenario against one system; the stack is down again when this returns or raises."""
     run_dir = out_dir / spec.name
     steps = scenario.steps(params)
-    kept = [k for s in steps if (k := s.restricted(lambda f: not_applicable(f, spec) is None))]
-    if len(kept) < len(steps):
-        # Some step can hit nothing in this system: the scenario has no meaning for it.
-        reason = next(r for s in steps for f in s.choices if (r := not_applicable(f, spec)))
-        progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
-        return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
-    schedule = Schedule(kept, params.seed)
+    for step in steps:
+        if all(not_applicable(f, spec) for f in step.choices):
+            # This step can hit nothing in this system: the scenario has no meaning for it.
+            reason = next(r for f in step.choices if (r := not_applicable(f, spec)))
+            progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
+            return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
+    # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
+    schedule = Schedule(steps, params.seed)
     ledger = Ledger.create(run_dir / "ledger.db")
     ledger.set_meta("scenario", scenario.name)
     ledger.set_meta("system", spec.name)

@@ -9,7 +9,6 @@ seed gives the same schedule.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -109,10 +108,6 @@ class Step:
         """Every fault this step may inject."""
         return (self.fault, *self.alternatives)
 
-    def restricted(self, keep: Callable[[Fault], bool]) -> Step | None:
-        """The step with only the choices keep accepts (None when none is left)."""
-        kept = [f for f in self.choices if keep(f)]
-        return Step(self.when, kept[0], tuple(kept[1:])) if kept else None
 
 
 class Schedule:

@@ -17,5 +17,8 @@ def test_cpu_heavy(run_scenario: RunScenario) -> None:
     for run in (native, hatchet):
         assert run.lost == 0, f"{run.system}: {run.summary}"
     slowdown = {run.system: run.api_latency_ms["p99"] / run.api_latency_unloaded_ms["p99"] for run in (native, hatchet)}
-    print(f"API p99 under CPU load / unloaded: {slowdown}")
+    # Relative to its own unloaded API: on a small machine Hatchet's workers share the cores too, so
+    # its absolute API latency may still be the higher one; both are printed.
+    print(f"API p99 under CPU load / unloaded: {slowdown}; absolute p99 ms: native"
+          f" {native.api_latency_ms['p99']}, hatchet {hatchet.api_latency_ms['p99']}")
     assert slowdown["native"] > slowdown["hatchet"], slowdown

@@ -405,3 +405,13 @@ def test_catch_up_is_the_time_until_every_task_accepted_before_the_heal_ran() ->
 def test_catch_up_is_none_when_a_task_accepted_before_the_heal_never_ran() -> None:
     rows = [row("a")._replace(invoke_t=1.0, first_effect_t=None, effects=0)]
     assert catch_up_time(rows, healed_at=10.0) is None
+
+
+def test_a_skipped_fault_is_listed_but_has_no_recovery(tmp_path: Path) -> None:
+    led = _ledger_with_run(tmp_path)
+    led.fault_ended(led.fault_started("skipped", "kill engine", {"reason": "no engine"}, t=1006.0), t=1006.0)
+    result = check(led, "native")
+    skipped = [f for f in result.faults if f["action"] == "skipped"]
+    assert skipped == [{"at_s": 6.0, "until_s": 6.0, "action": "skipped", "target": "kill engine",
+                        "detail": {"reason": "no engine"}, "recovery_s": None, "recovery_kind": None}]
+    assert result.recovery_s == 0.0, "a skipped fault neither recovers nor keeps the run from recovering"
