@@ -151,15 +151,24 @@ def headline_table(doc: dict[str, Any]) -> str:
             f"{f'<ul>{notes}</ul>' if notes else ''}{legend}")
 
 
+def _recovery_text(fault: dict[str, Any]) -> str:
+    """How the fault's recovery was measured and what came out (see harness.checker)."""
+    if "recovery_s" not in fault or fault.get("action") == "skipped":
+        return ""
+    rec, kind = fault.get("recovery_s"), fault.get("recovery_kind", "rate")
+    if kind == "catch-up":  # healed after the load ended: recovery is the backlog getting done
+        return ("; some task accepted before the heal never ran" if rec is None
+                else f"; every task accepted before the heal done {fmt(rec)} s after it")
+    return ("; completions never got back to 90 % of the pre-fault rate" if rec is None
+            else f"; completions back to 90 % of the pre-fault rate {fmt(rec)} s after the heal")
+
+
 def _faults_list(runs: Sequence[dict[str, Any]]) -> str:
     items = []
     for r in runs:
         for f in r.get("faults") or []:
             until = "never healed" if f.get("until_s") is None else f"healed at {fmt(f['until_s'])} s"
-            rec = f.get("recovery_s")
-            recovery = "" if "recovery_s" not in f else (
-                "; completions never got back to 90 % of the pre-fault rate" if rec is None
-                else f"; completions back to 90 % of the pre-fault rate {fmt(rec)} s after the heal")
+            recovery = _recovery_text(f)
             items.append(f"<li>{esc(r['system'])}: <b>{esc(f['action'])} {esc(f['target'])}</b> at {fmt(f['at_s'])} s, "
                          f"{until}{recovery}</li>")
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='note'>No fault was injected.</p>"

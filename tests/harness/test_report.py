@@ -365,3 +365,13 @@ def test_run_and_reports_index_render_offline(real_run: Path) -> None:
     listing = _open(real_run.parent / "index.html", shot=real_run / "runs.png")
     _assert_drawn(listing, expected_charts=2)  # lost and throughput trend of the one scenario
     assert real_run.name in listing["text"]
+
+
+def test_fault_recovery_text_names_how_it_was_measured() -> None:
+    from harness.report.pages import _recovery_text
+
+    assert "pre-fault rate 2.50 s" in _recovery_text({"recovery_s": 2.5, "recovery_kind": "rate"})
+    assert "never got back" in _recovery_text({"recovery_s": None, "recovery_kind": "rate"})
+    assert "before the heal done 4.00 s after" in _recovery_text({"recovery_s": 4.0, "recovery_kind": "catch-up"})
+    assert "never ran" in _recovery_text({"recovery_s": None, "recovery_kind": "catch-up"})
+    assert _recovery_text({"action": "skipped", "recovery_s": None}) == ""
