@@ -93,14 +93,3 @@ class Toxiproxy:
             proxy = server.get_proxy(link)
             if proxy is not None:
                 proxy.destroy_toxic(toxic)
-
-    def names(self) -> list[str]:
-        """Names of every proxy on the server."""
-        with self._api() as server:
-            return sorted(server.proxies())
-
-    def version(self) -> str:
-        """The server's version string."""
-        with self._api() as server:
-            raw = server.version()
-            return raw.decode().strip() if isinstance(raw, bytes) else str(raw)

@@ -141,8 +141,6 @@ class AsyncDriver:
     def __init__(self, client_name: str = "builtin") -> None:
         self.client_name = client_name
         """Recorded as the ``client`` of every op."""
-        self.sent = 0
-        """Requests sent so far."""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -175,7 +173,6 @@ class AsyncDriver:
                 task = asyncio.create_task(self._one(client, plan.task_id(i), intended, plan, ledger, system))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                self.sent += 1
             if pending:
                 await asyncio.gather(*pending)
 

@@ -126,7 +126,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
         if load_done and load_end is None:
             load_end = time.time()
             ledger.set_meta("load_end", load_end)
-        if elapsed <= params.duration_s and not load_done:
+        if schedule.steps and elapsed <= params.duration_s and not load_done:
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):

@@ -233,6 +233,10 @@ class HatchetEngine:
             raise RuntimeError(f"{what} failed: {' | '.join(tail)}")
         return proc.stdout
 
+    def link_env(self, listen: str) -> dict[str, str]:
+        """Environment pointing an SDK process at the engine through its link at listen (host:port)."""
+        return {"HATCHET_CLIENT_HOST_PORT": listen}
+
     def client_env(self, namespace: str) -> dict[str, str]:
         """Environment every Hatchet SDK process needs (the engine address comes from its link)."""
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
@@ -99,19 +100,18 @@ class Stack:
         """Create ``process->service`` and return the environment pointing the process at it."""
         toxi = self.infra.toxiproxy
         assert toxi is not None
-        if service == "downstream":
-            upstream = f"127.0.0.1:{self._downstream_port}"
-        elif service == "engine":
-            if self.infra.hatchet is None:
-                raise ValueError(f"{self.spec.name}: link 'engine' needs services = [\"hatchet\"]")
-            upstream = f"127.0.0.1:{self.infra.hatchet.grpc_port}"
-        else:
-            raise ValueError(f"{self.spec.name}: unknown link {service!r} (known: downstream, engine)")
-        link = toxi.create(f"{process}->{service}", upstream)
+        targets: dict[str, tuple[int, Callable[[str], dict[str, str]]]] = {
+            "downstream": (self._downstream_port, lambda listen: {ENV_DOWNSTREAM: f"http://{listen}"}),
+        }
+        if self.infra.hatchet is not None and "hatchet" in self.spec.services:
+            targets["engine"] = (self.infra.hatchet.grpc_port, self.infra.hatchet.link_env)
+        if service not in targets:
+            raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(targets)};"
+                             " 'engine' needs services = [\"hatchet\"])")
+        port, env_for = targets[service]
+        link = toxi.create(f"{process}->{service}", f"127.0.0.1:{port}")
         self.links[link.name] = link
-        if service == "downstream":
-            return {ENV_DOWNSTREAM: f"http://{link.listen}"}
-        return {"HATCHET_CLIENT_HOST_PORT": link.listen}
+        return env_for(link.listen)
 
     def up(self) -> None:
         """Start the downstream, create links, start every process and wait until all are healthy."""
