@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.ledger import Ledger
-from harness.procs import ManagedProcess, stop_all
+from harness.procs import Proc, stop_all
 from harness.spec import SystemSpec
 from harness.stack import Stack, match_links, planned_links, planned_processes, select
 
@@ -122,7 +122,7 @@ class ProcessNemesis:
         self.active.append(active)
         return active
 
-    def _proc(self, name: str) -> ManagedProcess:
+    def _proc(self, name: str) -> Proc:
         return next(p for p in self.stack.targets(name) if p.name == name)
 
     def heal(self, active: ActiveFault) -> None:

@@ -61,6 +61,29 @@ class Event(NamedTuple):
     """Error text or effect detail."""
 
 
+class Span(NamedTuple):
+    """How long one stage of a task took, as one process saw it (trigger, downstream call, ...)."""
+
+    task_id: str
+    """Task the span belongs to."""
+    system: str
+    """System (or harness component) that wrote it."""
+    name: str
+    """Stage, e.g. ``trigger.wait``, ``trigger.call``, ``downstream.client``, ``downstream.server``."""
+    attempt: int
+    """Attempt number (0 where attempts have no meaning, e.g. a trigger)."""
+    process: str
+    """Process name within the stack."""
+    pid: int
+    """OS process id."""
+    t_start: float
+    """Epoch seconds the stage began."""
+    t_end: float
+    """Epoch seconds it ended."""
+    detail: str | None = None
+    """Outcome or error text."""
+
+
 @dataclass(frozen=True)
 class FaultRecord:
     """One fault in the run history, with its window (the shaded band in reports)."""

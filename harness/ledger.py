@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.history import Event, EventType, FaultRecord, Op, Sample
+from harness.history import Event, EventType, FaultRecord, Op, Sample, Span
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ops (
@@ -52,6 +52,19 @@ CREATE TABLE IF NOT EXISTS events (
 -- ops_by_task saves sorting every request by id: a 1,000,000-task check (bench) takes 7.7 s instead of 8.6 s.
 CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id, type, t);
 CREATE INDEX IF NOT EXISTS ops_by_task ON ops (task_id);
+-- Stage timings (spans): where a task's time went (trigger queue and call, downstream client and server).
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    system TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    process TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    t_start REAL NOT NULL,
+    t_end REAL NOT NULL,
+    detail TEXT
+);
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY,
     t_start REAL NOT NULL,
@@ -168,6 +181,13 @@ class Ledger:
             (ev.task_id, ev.system, ev.type, ev.attempt, ev.process, ev.pid, ev.t, ev.detail),
         )
 
+    def record_span(self, span: Span) -> None:
+        """Append one stage timing."""
+        self.conn.execute(
+            "INSERT INTO spans(task_id, system, name, attempt, process, pid, t_start, t_end, detail)"
+            " VALUES (?,?,?,?,?,?,?,?,?)", tuple(span),
+        )
+
     def fault_started(self, action: str, target: str, detail: Mapping[str, Any] | None = None,
                       t: float | None = None) -> int:
         """Record that a fault began; returns its id for :meth:`fault_ended`."""
@@ -225,6 +245,13 @@ class Ledger:
                                  (type,) if type else ())
         return [Event(*r) for r in rows]
 
+    def spans(self, name: str | None = None) -> list[Span]:
+        """Stage timings (of one stage name), in start order."""
+        sql = "SELECT task_id, system, name, attempt, process, pid, t_start, t_end, detail FROM spans"
+        rows = self.conn.execute(sql + (" WHERE name=?" if name else "") + " ORDER BY t_start, id",
+                                 (name,) if name else ())
+        return [Span(*r) for r in rows]
+
     def faults(self) -> list[FaultRecord]:
         """The fault history, in start order."""
         rows = self.conn.execute("SELECT t_start, t_end, action, target, detail FROM faults ORDER BY t_start, id")
@@ -280,6 +307,7 @@ class Recorder:
         rec.effect(task_id, attempt)       # the side effect happened
         # or, if the attempt raised:
         rec.failed(task_id, attempt, repr(exc))
+        rec.span(task_id, "trigger.call", t0, t1)   # optional: where a stage's time went
 
     Each call is one durable write; none of them raises on a duplicate.
     """
@@ -320,6 +348,12 @@ class Recorder:
     def call(self, task_id: str, attempt: int, detail: str | None = None) -> None:
         """A downstream service received a call for task_id (recorded by that service)."""
         self._write(task_id, "call", attempt, detail)
+
+    def span(self, task_id: str, name: str, t_start: float, t_end: float, attempt: int = 0,
+             detail: str | None = None) -> None:
+        """One stage of task_id took from t_start to t_end (epoch seconds) in this process."""
+        self.ledger.record_span(Span(task_id, self.system, name, attempt, self.process, os.getpid(), t_start, t_end,
+                                     None if detail is None else detail[:500]))
 
 
 class TaskRow(NamedTuple):

@@ -1,8 +1,10 @@
 """Managed processes: start, health-check, signal, restart and stop one server of a stack.
 
-Each process runs in its own session (process group), so a signal reaches the whole group, as a
-machine or container dying would, and the reaper can kill the group if the harness dies. Its
-output goes to a log file in the run directory.
+:class:`Proc` is what the stack, the nemesis and the sampler need of a server, whatever runs it;
+a :class:`ProcessBackend` makes them. :class:`LocalBackend` (the default) runs each as a local
+process in its own session (process group), so a signal reaches the whole group, as a machine or
+container dying would, and the reaper can kill the group if the harness dies. Other backends
+(containers) live in modules of their own. Output goes to a log file in the run directory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from harness import reaper
 
@@ -65,6 +68,63 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+class Proc(Protocol):
+    """One server of a stack as the stack, the nemesis and the sampler see it, whatever runs it."""
+
+    name: str
+    roles: tuple[str, ...]
+    log_path: Path
+    health: Health
+    stop_grace_s: float
+    incarnation: int
+
+    @property
+    def pid(self) -> int | None:
+        """Host process id of the current incarnation's main process (memory samples), if running."""
+
+    def alive(self) -> bool:
+        """True while the current incarnation runs (a paused one is alive)."""
+
+    def start(self) -> None:
+        """Start a new incarnation (no health wait)."""
+
+    def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Block until healthy; return the seconds it took (HealthTimeout otherwise)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the current incarnation exited, at most timeout seconds; True if it did."""
+
+    def exit_code(self) -> int | None:
+        """Exit status of the current incarnation (negative: killed by that signal), None while running."""
+
+    def signal(self, sig: int, group: bool = True) -> None:
+        """Deliver sig to the whole process group (or the main process only)."""
+
+    def kill(self) -> None:
+        """SIGKILL everything of it and reap."""
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Graceful stop: resume, SIGTERM, wait up to the grace, then SIGKILL."""
+
+    def restart(self, health_timeout: float = 60.0) -> float:
+        """Start again after a stop or kill; return seconds to healthy."""
+
+
+class ProcessBackend(Protocol):
+    """Makes the servers of a run: local processes, containers, ..."""
+
+    name: str
+    """``process`` (local processes), ``docker``, ..."""
+
+    def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+                roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
+                user: str | None = None, stop_grace_s: float = 10.0) -> Proc:
+        """A server, not started yet."""
+
+    def close(self) -> None:
+        """Release what the backend holds (every server it made is stopped by then)."""
 
 
 @dataclass
@@ -158,6 +218,16 @@ class ManagedProcess:
         """Exit status of the current incarnation (negative: killed by that signal)."""
         return self.popen.poll() if self.popen else None
 
+    def wait(self, timeout: float) -> bool:
+        """Block until the current incarnation exited (at most timeout seconds); True if it did."""
+        if self.popen is None:
+            return True
+        try:
+            self.popen.wait(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def signal(self, sig: int, group: bool = True) -> None:
         """Send sig to the whole process group of the current incarnation, or to its leader only.
 
@@ -177,7 +247,7 @@ class ManagedProcess:
             pass
 
     def kill(self) -> None:
-        """SIGKILL the group and reap it."""
+        """SIGKILL the group (even after the leader exited) and reap it."""
         if self.popen is None:
             return
         self.signal(signal.SIGKILL)
@@ -203,23 +273,35 @@ class ManagedProcess:
         return self.wait_healthy(health_timeout)
 
 
-def stop_all(procs: list[ManagedProcess], grace_s: float | None = None) -> None:
-    """Stop processes together: SIGTERM to all, wait up to each one's grace, then SIGKILL the groups."""
-    running = [p for p in procs if p.popen is not None]
+
+
+class LocalBackend:
+    """The default backend: every server is a local process in its own process group."""
+
+    name = "process"
+
+    def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+                roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
+                user: str | None = None, stop_grace_s: float = 10.0) -> ManagedProcess:
+        """A local process, not started yet."""
+        return ManagedProcess(name=name, argv=argv, log_path=log_path, env=env or {}, roles=roles,
+                              health=health or Health(), cwd=cwd, user=user, stop_grace_s=stop_grace_s)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def stop_all(procs: list[Proc], grace_s: float | None = None) -> None:
+    """Stop servers together: SIGTERM to all, wait up to each one's grace, then SIGKILL what is left."""
+    running = [p for p in procs if p.incarnation > 0]
     for p in running:
         if p.alive():
             p.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
             p.signal(signal.SIGTERM, group=False)
     t0 = time.monotonic()
     for p in running:
-        assert p.popen is not None
-        remaining = (p.stop_grace_s if grace_s is None else grace_s) - (time.monotonic() - t0)
-        try:
-            p.popen.wait(timeout=max(0.0, remaining))
-        except subprocess.TimeoutExpired:
-            pass
-        p.signal(signal.SIGKILL)  # stragglers of the group, even after the leader exited
-        p._reap(timeout=10)
+        p.wait((p.stop_grace_s if grace_s is None else grace_s) - (time.monotonic() - t0))
+        p.kill()  # stragglers of the group, even after the leader exited
 
 
 RUN_MARKER = "HARNESS_RUN_ROOT"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import psutil
 
 from harness.ledger import Ledger
-from harness.procs import ManagedProcess
+from harness.procs import Proc
 
 
 def tree_rss(pid: int) -> int:
@@ -34,7 +34,7 @@ def tree_rss(pid: int) -> int:
 class Sampler:
     """A thread that records RSS per process, pending and in-flight tasks every ``interval_s``."""
 
-    def __init__(self, ledger: Ledger, processes: Callable[[], list[ManagedProcess]], interval_s: float = 1.0) -> None:
+    def __init__(self, ledger: Ledger, processes: Callable[[], list[Proc]], interval_s: float = 1.0) -> None:
         self.ledger = ledger
         """Where samples go."""
         self.processes = processes

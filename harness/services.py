@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness import netns, tools
 from harness.links import Link, Toxiproxy
-from harness.procs import Health, ManagedProcess, free_port, stop_all
+from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
 
 PG_OS_USER = "harness-pg"
@@ -64,7 +64,9 @@ class Postgres:
     """Private directory for its data (deleted at close)."""
     log_dir: Path
     """Where its log goes."""
-    process: ManagedProcess | None = None
+    backend: ProcessBackend = field(default_factory=LocalBackend)
+    """Runs the server (local process, container)."""
+    process: Proc | None = None
     """The postmaster."""
     port: int = 0
     """Its port on 127.0.0.1."""
@@ -84,7 +86,7 @@ class Postgres:
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
         self.port = free_port()
-        self.process = ManagedProcess(
+        self.process = self.backend.process(
             name="postgres",
             argv=[str(_pg_bin("postgres")), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
                   "-k", str(self.state_dir), "-c", "timezone=UTC", "-c", "max_connections=400",
@@ -132,9 +134,11 @@ class HatchetEngine:
     """Private directory: generated config with keys (never linked from reports)."""
     log_dir: Path
     """Where its log goes."""
-    process: ManagedProcess | None = None
+    backend: ProcessBackend = field(default_factory=LocalBackend)
+    """Runs the engine and its API (local processes, containers)."""
+    process: Proc | None = None
     """The engine process."""
-    api: list[ManagedProcess] = field(default_factory=list)
+    api: list[Proc] = field(default_factory=list)
     """The REST API in its private network namespace, and its 127.0.0.1 bridge (empty when not root)."""
     api_url: str = ""
     """Base URL of the REST API (the token's server URL), through the bridge."""
@@ -179,7 +183,7 @@ class HatchetEngine:
         self.token = out.strip().splitlines()[-1].strip()
         if not self.token.startswith("ey"):
             raise RuntimeError("hatchet-admin token create printed no token")
-        self.process = ManagedProcess(
+        self.process = self.backend.process(
             name="engine",
             argv=[str(tools.hatchet_bin("hatchet-engine")), "--config", str(config_dir)],
             env=env,
@@ -203,14 +207,14 @@ class HatchetEngine:
         api_env = {**env, "DATABASE_URL": f"postgresql://postgres@/hatchet?host={postgres.state_dir}"
                                           f"&port={postgres.port}&sslmode=disable"}
         netns_cmd = [sys.executable, "-m", "harness.netns"]
-        inside = ManagedProcess(
+        inside = self.backend.process(
             name="engine-api",
             argv=[*netns_cmd, "inside", "--unix", sock, "--port", str(port), "--",
                   str(tools.hatchet_bin("hatchet-api")), "--config", str(config_dir)],
             env=api_env, log_path=self.log_dir / "engine-api.log", roles=("engine-api",),
             health=Health(log="namespace ready"), cwd=PROJECT_ROOT, stop_grace_s=10,
         )
-        bridge = ManagedProcess(
+        bridge = self.backend.process(
             name="engine-api-bridge",
             argv=[*netns_cmd, "outside", "--unix", sock, "--port", str(port)],
             log_path=self.log_dir / "engine-api-bridge.log", roles=("engine-api",),
@@ -222,7 +226,7 @@ class HatchetEngine:
         for proc in self.api:
             proc.wait_healthy(60)
 
-    def processes(self) -> list[ManagedProcess]:
+    def processes(self) -> list[Proc]:
         """The engine, then its API processes."""
         return [p for p in (self.process, *self.api) if p]
 
@@ -255,15 +259,17 @@ class HatchetEngine:
 class Infra:
     """Servers shared by the runs of a session: Toxiproxy always, Postgres and Hatchet on demand."""
 
-    def __init__(self, log_dir: Path, progress: Progress = _quiet) -> None:
+    def __init__(self, log_dir: Path, progress: Progress = _quiet, backend: ProcessBackend | None = None) -> None:
         self.log_dir = log_dir
         """Where the shared servers log."""
+        self.backend: ProcessBackend = backend or LocalBackend()
+        """Runs every server of the session (local processes by default)."""
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-state-"))
         """Private state (database files, engine keys); removed at close."""
         os.chmod(self.state_dir, 0o755)  # Postgres runs as another user below it
         self.progress = progress
         """Callback for one-line progress messages."""
-        self.toxiproxy_process: ManagedProcess | None = None
+        self.toxiproxy_process: Proc | None = None
         """The Toxiproxy server."""
         self.toxiproxy: Toxiproxy | None = None
         """Client of the Toxiproxy server."""
@@ -278,7 +284,7 @@ class Infra:
         """Start Toxiproxy and whatever of ``services`` is not running yet."""
         if self.toxiproxy is None:
             port = free_port()
-            self.toxiproxy_process = ManagedProcess(
+            self.toxiproxy_process = self.backend.process(
                 name="toxiproxy",
                 argv=[str(tools.toxiproxy_bin()), "-host", "127.0.0.1", "-port", str(port)],
                 log_path=self.log_dir / "toxiproxy.log",
@@ -294,14 +300,14 @@ class Infra:
                 raise ValueError(f"unknown service {name!r} (the harness provides: hatchet)")
             if self.hatchet is None:
                 self.progress("starting Postgres and the Hatchet engine")
-                self.postgres = Postgres(self.state_dir / "postgres", self.log_dir)
+                self.postgres = Postgres(self.state_dir / "postgres", self.log_dir, self.backend)
                 self.postgres.start()
                 self.db_link = self.toxiproxy.create(DB_LINK, f"127.0.0.1:{self.postgres.port}")
-                engine = HatchetEngine(self.state_dir / "hatchet", self.log_dir)
+                engine = HatchetEngine(self.state_dir / "hatchet", self.log_dir, self.backend)
                 self.hatchet = engine
                 engine.start(self.postgres, self.db_link, self.progress)
 
-    def processes(self, services: tuple[str, ...] | list[str]) -> list[ManagedProcess]:
+    def processes(self, services: tuple[str, ...] | list[str]) -> list[Proc]:
         """The shared processes a system using ``services`` depends on (fault targets)."""
         out = []
         if "hatchet" in services and self.hatchet and self.postgres:
@@ -319,4 +325,5 @@ class Infra:
                 stop.close()
         if self.toxiproxy_process:
             self.toxiproxy_process.stop()
+        self.backend.close()
         shutil.rmtree(self.state_dir, ignore_errors=True)

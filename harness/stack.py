@@ -15,7 +15,7 @@ from pathlib import Path
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
 from harness.links import Link
-from harness.procs import Health, ManagedProcess, free_port, stop_all
+from harness.procs import Health, Proc, free_port, stop_all
 from harness.services import DB_LINK, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
 
@@ -79,7 +79,7 @@ class Stack:
         """One-line progress callback."""
         self.grace_s = grace_s
         """Graceful-shutdown time: ``{grace_s}`` in commands, and SIGKILL after it on stop."""
-        self.processes: dict[str, ManagedProcess] = {}
+        self.processes: dict[str, Proc] = {}
         """Own processes by name (downstream included), in start order."""
         self.links: dict[str, Link] = {}
         """Toxiproxy links by name."""
@@ -118,7 +118,7 @@ class Stack:
         logs = self.run_dir / "logs"
         self.infra.ensure(self.spec.services)
         self._downstream_port = free_port()
-        downstream = ManagedProcess(
+        downstream = self.infra.backend.process(
             name="downstream",
             argv=[sys.executable, "-m", "harness.downstream", "--port", str(self._downstream_port)],
             env=self._base_env("downstream"),
@@ -140,7 +140,7 @@ class Stack:
                 env = {**self._base_env(name), **service_env, **template.env}
                 for service in template.links:
                     env.update(self._link(name, service))
-                proc = ManagedProcess(
+                proc = self.infra.backend.process(
                     name=name,
                     argv=[arg.format(**subst) for arg in template.command],
                     env=env,
@@ -158,7 +158,7 @@ class Stack:
             took = proc.wait_healthy(90)
             self.progress(f"  {self.spec.name}/{proc.name} healthy in {took:.1f}s")
 
-    def targets(self, selector: str) -> list[ManagedProcess]:
+    def targets(self, selector: str) -> list[Proc]:
         """Processes a fault may hit: ``a|b`` alternatives, each an exact name or else a role."""
         pool = list(self.processes.values()) + self.infra.processes(self.spec.services)
         hit = select(selector, {p.name: p.roles for p in pool})

@@ -51,7 +51,7 @@ def test_create_makes_parent_dirs_and_a_wal_database(tmp_path: Path) -> None:
     assert led.url == sqlite_url(path) == f"sqlite:///{path.resolve()}"
     assert led.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in led.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"ops", "events", "faults", "samples", "meta"}
+    assert tables == {"ops", "events", "spans", "faults", "samples", "meta"}
 
 
 def test_create_refuses_an_existing_ledger_and_keeps_its_data(tmp_path: Path) -> None:
@@ -407,3 +407,14 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
     assert total_confirmed > 1000, "too few writes for the test to mean anything"
     print(f"{kills_mid_write} SIGKILLs of {len(incarnations)} writers; {total_confirmed} confirmed writes all present,"
           f" none twice, integrity ok")
+
+
+def test_spans_record_where_a_stage_took_its_time(tmp_path: Path) -> None:
+    led = Ledger.create(tmp_path / "ledger.db")
+    rec = Recorder(led, "hatchet", "api")
+    rec.span("t1", "trigger.call", 10.0, 10.25)
+    rec.span("t1", "trigger.wait", 9.5, 10.0, detail="x" * 600)
+    spans = led.spans()
+    assert [(s.name, s.t_start, s.t_end) for s in spans] == [("trigger.wait", 9.5, 10.0), ("trigger.call", 10.0, 10.25)]
+    assert [s.name for s in led.spans("trigger.call")] == ["trigger.call"]
+    assert len(spans[0].detail or "") == 500
