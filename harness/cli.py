@@ -23,7 +23,7 @@ from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params, Scenario
-from harness.session import Session
+from harness.session import BACKENDS, BackendUnavailable, Session
 from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
 from harness.stack import Stack
 from harness.tools import ToolMissing
@@ -57,10 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
+    run.add_argument("--backend", choices=BACKENDS, default="process",
+                     help="what runs the servers: local processes (default) or Docker containers")
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
     up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
     up.add_argument("--out", type=Path, default=None, help="run directory (default reports/<run-id>)")
+    up.add_argument("--backend", choices=BACKENDS, default="process",
+                    help="what runs the servers: local processes (default) or Docker containers")
     rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
@@ -135,7 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out) as session:
+    with Session(root=out, backend=args.backend) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -169,7 +173,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out) as session:
+    with Session(root=out, backend=args.backend) as session:
         run_dir = session.root / spec.name
         ledger = Ledger.create(run_dir / "ledger.db")
         ledger.set_meta("system", spec.name)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError) as exc:
+    except (UsageError, ParamError, SpecError, BackendUnavailable) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

@@ -2,8 +2,10 @@
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
 ``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
-those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left out of the default tier
-(``pytest scenarios/ -m soak`` runs them). Results land in ``reports/<run-id>/<scenario>/``.
+those whatever ``--systems`` says), ``--backend docker`` (servers in containers; ``--dockerd auto``
+starts a private engine when none is reachable, as root). Marker ``soak`` marks long scenarios, left
+out of the default tier (``pytest scenarios/ -m soak`` runs them); marker ``docker`` marks tests that
+need a Docker engine, run only with ``--backend docker``. Results land in ``reports/<run-id>/<scenario>/``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from harness import report
 from harness.ledger import Ledger, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
-from harness.session import Session
+from harness.session import BACKENDS, BackendUnavailable, Session
 from harness.spec import COMPARED, SystemSpec, find_systems
 
 
@@ -84,17 +86,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--backend", choices=BACKENDS, default="process",
+                    help="what runs the servers: local processes (default) or Docker containers")
+    group.addoption("--dockerd", choices=("never", "auto"), default="never",
+                    help="with --backend docker: `auto` starts a private dockerd (root) when no engine is reachable")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")
+    config.addinivalue_line("markers", "docker: needs a Docker engine; runs only with --backend docker")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
         if isinstance(scenario, Scenario) and scenario.tier == "soak":
             item.add_marker(pytest.mark.soak)
+    if config.getoption("--backend") != "docker":  # the Docker tier (make docker-test) runs them
+        deselected = [item for item in items if item.get_closest_marker("docker")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker("docker")]
 
 
 def _overrides(config: pytest.Config) -> dict[str, str]:
@@ -121,9 +133,28 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 
 
 @pytest.fixture(scope="session")
-def harness_session() -> Iterator[Session]:
+def harness_docker_host(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Docker engine of the session (``DOCKER_HOST`` form); a private one with ``--dockerd auto``."""
+    from harness.docker_backend import DockerUnavailable
+    from harness.dockerd import engine
+
+    try:
+        with engine(pytestconfig.getoption("--dockerd") == "auto", tmp_path_factory.mktemp("dockerd")) as host:
+            yield host
+    except DockerUnavailable as exc:
+        pytest.exit(f"harness: error: --backend docker: {exc}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Session]:
     """One run id and one set of shared servers for the whole pytest session."""
-    session = Session()
+    backend = pytestconfig.getoption("--backend")
+    if backend == "docker":  # set up first, so torn down last: containers go before a private dockerd stops
+        request.getfixturevalue("harness_docker_host")
+    try:
+        session = Session(backend=backend)
+    except BackendUnavailable as exc:
+        pytest.exit(f"harness: error: {exc}", returncode=2)
     try:
         yield session
     finally:

@@ -3,7 +3,8 @@
 The harness starts one reaper per Python process and tells it, over a pipe, the process group
 of each child it starts (and forgets). When the pipe closes (the harness exited, crashed, or was
 SIGKILLed) the reaper SIGKILLs every group still registered, then every process that carries the
-run's marker (``HARNESS_RUN_ROOT``), so no server outlives a run.
+run's marker (``HARNESS_RUN_ROOT``), so no server outlives a run. Containers of a run (Docker
+backend) are registered by their engine and run label and removed first, while that engine still runs.
 """
 
 from __future__ import annotations
@@ -56,17 +57,55 @@ def forget(pgid: int) -> None:
             pass
 
 
+def watch_docker(host: str, run_label: str) -> None:
+    """Register the containers, networks and volumes labelled run_label on the engine at host for removal."""
+    with _lock:
+        pipe = _ensure()
+        pipe.write(f"d{host} {run_label}\n")
+        pipe.flush()
+
+
+def forget_docker(host: str, run_label: str) -> None:
+    """Unregister a run whose containers were removed normally."""
+    with _lock:
+        if _pipe is None or _owner_pid != os.getpid():
+            return
+        try:
+            _pipe.write(f"-d{host} {run_label}\n")
+            _pipe.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+
+def _remove_docker(runs: set[str]) -> None:
+    """Force-remove every container, network and volume of each registered run (``host label``)."""
+    from harness.docker_backend import remove_labelled  # here: only a run that used Docker needs the SDK
+
+    for entry in runs:
+        host, _, label = entry.partition(" ")
+        try:
+            remove_labelled(host, label)
+        except Exception:  # noqa: BLE001 - the engine may be gone too; the marker sweep still kills the processes
+            pass
+
+
 def _main() -> None:
     # The reaper must outlive the harness's own Ctrl-C and terminal hang-up.
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     groups: set[int] = set()
+    docker_runs: set[str] = set()
     for line in sys.stdin:
         line = line.strip()
-        if line.startswith("+"):
+        if line.startswith("d"):
+            docker_runs.add(line[1:])
+        elif line.startswith("-d"):
+            docker_runs.discard(line[2:])
+        elif line.startswith("+"):
             groups.add(int(line[1:]))
         elif line.startswith("-"):
             groups.discard(int(line[1:]))
+    _remove_docker(docker_runs)  # before the groups die: one of them may be the engine itself
     for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGKILL)

@@ -25,6 +25,8 @@ RESULTS_FILE = "results.json"
 """Name of the results file in a scenario's output directory."""
 REDACTED = "[REDACTED]"
 """What a secret is replaced with in logs."""
+ENV_BACKEND = "HARNESS_BACKEND"
+"""Set by the session: what ran the servers (``process`` or ``docker``), for the manifest."""
 
 
 def _version(dist: str) -> str:
@@ -55,6 +57,7 @@ def manifest(params: Params) -> dict[str, Any]:
         "fastapi": _version("fastapi"),
         "locust": _version("locust"),
         "toxiproxy": tools.TOXIPROXY_VERSION,
+        "backend": os.environ.get(ENV_BACKEND, "process"),
         "git_sha": git_sha(),
         "host": f"{platform.node()} ({platform.system()} {platform.machine()}, {os.cpu_count()} cores)",
         "command": " ".join(sys.argv),

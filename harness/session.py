@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import report, results
 from harness.load import LocustDriver
-from harness.procs import RUN_MARKER
+from harness.procs import RUN_MARKER, LocalBackend, ProcessBackend
 from harness.runner import DriverFactory, Progress, run_scenario
 from harness.scenario import Params, Scenario
 from harness.services import Infra
@@ -31,6 +31,29 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+BACKENDS = ("process", "docker")
+"""What runs the servers: local processes (the default) or Docker containers."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot run here (e.g. no Docker engine reachable): one line for the user."""
+
+
+def make_backend(name: str, run_id: str, progress: Progress) -> ProcessBackend:
+    """The backend of a session (the Docker SDK is imported only when Docker is asked for)."""
+    if name == "process":
+        return LocalBackend()
+    if name == "docker":
+        from harness.docker_backend import DockerBackend, DockerUnavailable
+        from harness.docker_images import ImageError
+
+        try:
+            return DockerBackend.create(run_id, progress)
+        except (DockerUnavailable, ImageError) as exc:
+            raise BackendUnavailable(f"--backend docker: {exc}") from None
+    raise BackendUnavailable(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
+
+
 def _print(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -39,9 +62,11 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver) -> None:
+                 driver_factory: DriverFactory = LocustDriver, backend: str = "process") -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
+        self.backend = make_backend(backend, self.run_id, progress)  # first: if it cannot run, nothing is made
+        """Runs every server of the session (``backend.name``: ``process`` or ``docker``)."""
         self.root = root or REPORTS_DIR / self.run_id
         """Directory of this run (``reports/<run-id>`` unless given)."""
         self.progress = progress
@@ -50,7 +75,8 @@ class Session:
         """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
-        self.infra = Infra(self.root / "logs", progress)
+        os.environ[results.ENV_BACKEND] = self.backend.name  # results.json's manifest says which
+        self.infra = Infra(self.root / "logs", progress, backend=self.backend)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""

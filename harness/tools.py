@@ -26,6 +26,10 @@ HATCHET_COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet
 TOXIPROXY_VERSION = "v2.12.0"
 """Toxiproxy server tag."""
 TOXIPROXY_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"
+TOXIPROXY_CLI_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/cli"
+COMPOSE_VERSION = "v2.40.3"
+"""Docker Compose v2 tag (the Docker tier's `docker compose`, built like Hatchet)."""
+COMPOSE_MODULE = "github.com/docker/compose/v2"
 
 TOOLS_DIR = Path(os.environ.get("HARNESS_TOOLS_DIR", PROJECT_ROOT / ".tools"))
 """Project-local tools directory (links into the cache)."""
@@ -49,6 +53,16 @@ def hatchet_bin(name: str) -> Path:
 def toxiproxy_bin() -> Path:
     """Path of the pinned Toxiproxy server binary."""
     return _require(_tool_dir("toxiproxy", TOXIPROXY_VERSION) / "bin" / "server")
+
+
+def toxiproxy_cli_bin() -> Path:
+    """Path of the pinned Toxiproxy CLI (the Toxiproxy image's health check)."""
+    return _require(_tool_dir("toxiproxy-cli", TOXIPROXY_VERSION) / "bin" / "cli")
+
+
+def compose_bin() -> Path:
+    """Path of the pinned Docker Compose v2 binary (runs standalone, as ``docker-compose``)."""
+    return _require(_tool_dir("compose", COMPOSE_VERSION) / "bin" / "docker-compose")
 
 
 def _require(path: Path) -> Path:
@@ -112,22 +126,25 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, "CGO_ENABLED": "0"}
 
 
-def build_hatchet(out: Path) -> None:
-    """Build the engine, REST API, migrator and admin CLI at the pinned tag with its version stamped in."""
-    go, env = _go(), _go_env()
-    # `go install module/cmd@tag` needs the module's version list, which the proxy here refuses;
-    # downloading the exact version and building inside it needs only that version.
-    proc = subprocess.run([go, "mod", "download", "-json", f"{HATCHET_MODULE}@{HATCHET_VERSION}"],
-                          env=env, capture_output=True, text=True)
+def _download_module(module: str, version: str) -> Path:
+    """Source directory of module@version (``go install module/cmd@tag`` needs the module's version list,
+    which the proxy here refuses; downloading the exact version and building inside it needs only that one)."""
+    proc = subprocess.run([_go(), "mod", "download", "-json", f"{module}@{version}"],
+                          env=_go_env(), capture_output=True, text=True)
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Dir" not in info:
         why = info.get("Error") or proc.stderr.strip()
-        raise ToolMissing(f"cannot download {HATCHET_MODULE}@{HATCHET_VERSION}: {why}")
+        raise ToolMissing(f"cannot download {module}@{version}: {why}")
+    return Path(info["Dir"])
+
+
+def build_hatchet(out: Path) -> None:
+    """Build the engine, REST API, migrator and admin CLI at the pinned tag with its version stamped in."""
     _run_with_heartbeat(
         f"compiling hatchet {HATCHET_VERSION}",
-        [go, "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",
+        [_go(), "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",
          *[f"./cmd/{c}" for c in HATCHET_COMMANDS]],
-        cwd=Path(info["Dir"]), env=env,
+        cwd=_download_module(HATCHET_MODULE, HATCHET_VERSION), env=_go_env(),
     )
 
 
@@ -140,6 +157,36 @@ def build_toxiproxy(out: Path) -> None:
     )
 
 
+def build_toxiproxy_cli(out: Path) -> None:
+    """Build the Toxiproxy CLI at the pinned tag."""
+    _run_with_heartbeat(
+        f"compiling toxiproxy-cli {TOXIPROXY_VERSION}",
+        [_go(), "install", f"{TOXIPROXY_CLI_PACKAGE}@{TOXIPROXY_VERSION}"],
+        cwd=None, env={**_go_env(), "GOBIN": str(out)},
+    )
+
+
+def build_compose(out: Path) -> None:
+    """Build Docker Compose v2 at the pinned tag (its dependencies are pinned by its own go.sum)."""
+    _run_with_heartbeat(
+        f"compiling docker compose {COMPOSE_VERSION}",
+        [_go(), "build", "-trimpath", "-ldflags", f"-X {COMPOSE_MODULE}/internal.Version={COMPOSE_VERSION}",
+         "-o", f"{out}/docker-compose", "./cmd"],
+        cwd=_download_module(COMPOSE_MODULE, COMPOSE_VERSION), env=_go_env(),
+    )
+
+
+def ensure_toxiproxy_cli() -> None:
+    """Build the Toxiproxy CLI if missing (the local Toxiproxy image needs it)."""
+    _build("toxiproxy-cli", TOXIPROXY_VERSION, build_toxiproxy_cli, ("cli",))
+
+
+def ensure_docker_tools() -> None:
+    """What the Docker tier builds beyond :func:`ensure_all`: the Toxiproxy CLI and Docker Compose."""
+    ensure_toxiproxy_cli()
+    _build("compose", COMPOSE_VERSION, build_compose, ("docker-compose",))
+
+
 def ensure_all() -> None:
     """Build whatever pinned binary is missing (quick when everything is cached)."""
     _build("hatchet", HATCHET_VERSION, build_hatchet, HATCHET_COMMANDS)
@@ -147,13 +194,17 @@ def ensure_all() -> None:
 
 
 def main() -> int:
-    """Entry point of ``make tools``."""
+    """Entry point of ``make tools`` (``--docker``: also the Docker tier's, for ``make docker-setup``)."""
+    docker = "--docker" in sys.argv[1:]
     try:
         ensure_all()
+        if docker:
+            ensure_docker_tools()
     except ToolMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"tools ready: hatchet {HATCHET_VERSION}, toxiproxy {TOXIPROXY_VERSION} in {TOOLS_DIR}", flush=True)
+    extra = f", toxiproxy-cli, compose {COMPOSE_VERSION}" if docker else ""
+    print(f"tools ready: hatchet {HATCHET_VERSION}, toxiproxy {TOXIPROXY_VERSION}{extra} in {TOOLS_DIR}", flush=True)
     return 0
 
 
