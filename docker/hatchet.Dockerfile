@@ -5,5 +5,7 @@
 ARG DEBIAN_IMAGE
 FROM ${DEBIAN_IMAGE}
 COPY bin/ /hatchet/
+# The official images are alpine, whose busybox provides wget (health checks); so does this one's.
+RUN ln -s /bin/busybox /usr/local/bin/wget
 WORKDIR /hatchet
 CMD ["/hatchet/hatchet-engine"]

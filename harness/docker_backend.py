@@ -22,6 +22,7 @@ and the reaper does if the harness dies (:func:`remove_labelled`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import re
@@ -41,7 +42,7 @@ import requests
 
 from harness import reaper, tools
 from harness.docker_images import Images, ensure
-from harness.procs import RUN_MARKER, Health, ManagedProcess
+from harness.procs import RUN_MARKER, Health, HealthTimeout, ManagedProcess
 from harness.spec import PROJECT_ROOT
 
 LABEL_RUN = "io.harness.run"
@@ -58,9 +59,14 @@ class DockerUnavailable(RuntimeError):
     """Docker cannot be used here (unreachable, not permitted): one line for the user."""
 
 
+def engine_address() -> str:
+    """The engine's address as ``DOCKER_HOST`` names it (the standard socket when unset)."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
 def connect(host: str | None = None) -> Any:
-    """A Docker client for host (default: ``DOCKER_HOST`` or the standard socket) that answered a ping."""
-    where = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    """A Docker client for host (default: :func:`engine_address`) that answered a ping."""
+    where = host or engine_address()
     try:
         client = docker.DockerClient(base_url=where) if host else docker.from_env()
         client.ping()
@@ -72,12 +78,6 @@ def connect(host: str | None = None) -> Any:
         raise DockerUnavailable(f"the Docker engine at {where} is not reachable; start one (`make docker-test` "
                                 "starts a private one when run as root) or set DOCKER_HOST") from None
     return client
-
-
-def client_host(client: Any) -> str:
-    """The address a client talks to, in the form ``DOCKER_HOST`` takes."""
-    url = str(client.api.base_url)
-    return "unix://" + url.removeprefix("http+docker://localhost") if url.startswith("http+docker://") else url
 
 
 def remove_labelled(host: str, run: str) -> int:
@@ -171,6 +171,8 @@ class Container(ManagedProcess):
     """What to run."""
     backend: DockerBackend | None = None
     """The backend that made it (client, run label)."""
+    serial: int = 0
+    """Number of this server in its backend (names of containers are unique within a run)."""
     container: Any = None
     """The current incarnation's container, if started."""
     _host_pid: int | None = None
@@ -206,7 +208,11 @@ class Container(ManagedProcess):
             self._log_offset = log.tell()
             log.write(f"--- harness: start #{self.incarnation + 1} of {self.name} at {time.time():.3f} "
                       f"(container, image {self.spec.image})\n".encode())
-        self.container = self.backend.run(self.name, self.incarnation + 1, self.spec)
+        try:
+            self.container = self.backend.run(f"{self.name}-{self.serial}.{self.incarnation + 1}", self.name,
+                                              self.spec)
+        except docker.errors.APIError as exc:
+            raise HealthTimeout(f"{self.name}: its container did not start: {exc.explanation or exc}") from None
         self._host_pid = int(self.container.attrs["State"]["Pid"]) or None
         self._follower = threading.Thread(target=self._follow, args=(self.container,), daemon=True,
                                           name=f"logs-{self.name}")
@@ -347,23 +353,25 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, client: Any, images: Images, run: str) -> None:
+    def __init__(self, client: Any, host: str, images: Images, run: str) -> None:
         self.client = client
         """Docker SDK client."""
+        self.host = host
+        """The engine's address (the reaper reaches it there if the harness dies)."""
         self.images = images
         """The image of every kind of server."""
         self.run_label = run
         """Value of :data:`LABEL_RUN` on everything this backend creates."""
-        self.host = client_host(client)
-        """The engine's address (the reaper reaches it there if the harness dies)."""
         self._network: str | None = None
+        self._serials = itertools.count(1)
         reaper.watch_docker(self.host, run)
 
     @classmethod
     def create(cls, run: str, progress: Progress) -> DockerBackend:
         """Connect to the engine (DockerUnavailable if it cannot be used) and make sure the images exist."""
-        client = connect()
-        return cls(client, ensure(client, progress), run)
+        host = engine_address()
+        client = connect(host)
+        return cls(client, host, ensure(client, progress), run)
 
     def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                 roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
@@ -373,13 +381,16 @@ class DockerBackend:
         if argv[1:4] == ["-m", NETNS_MODULE, "outside"] and argv[0] == sys.executable:
             return PublishedPort(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health,
                                  cwd=cwd, stop_grace_s=stop_grace_s)
+        if self._isolated(argv):
+            health = Health()  # its log never says "namespace ready"; the published port's check is the real one
         return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
-                         user=user, stop_grace_s=stop_grace_s, spec=self.plan(argv, env, cwd, user), backend=self)
+                         user=user, stop_grace_s=stop_grace_s, spec=self.plan(argv, env, cwd, user), backend=self,
+                         serial=next(self._serials))
 
     def plan(self, argv: list[str], env: dict[str, str], cwd: Path | None, user: str | None) -> ContainerSpec:
         """The container a command runs in: image and command for its program, mounts, user, network."""
         network, ports = "host", {}
-        if argv[0] == sys.executable and argv[1:4] == ["-m", NETNS_MODULE, "inside"]:
+        if self._isolated(argv):
             # Bind-everything server: its own network, only its port published, on 127.0.0.1.
             port = int(argv[argv.index("--port") + 1])
             argv = argv[argv.index("--") + 1:]
@@ -391,6 +402,11 @@ class DockerBackend:
         return ContainerSpec(image=image, command=command, environment=environment,
                              mounts=mounts_for(values, Path(run_root) if run_root else None), user=_user_ids(user),
                              working_dir=str(cwd) if cwd else None, network=network, ports=ports)
+
+    @staticmethod
+    def _isolated(argv: list[str]) -> bool:
+        """A ``netns inside`` command: a server that must not be reachable beyond 127.0.0.1."""
+        return argv[0] == sys.executable and argv[1:4] == ["-m", NETNS_MODULE, "inside"]
 
     def program(self, argv: list[str]) -> tuple[str, list[str]]:
         """The image holding argv[0]'s program, and the command line inside it."""
@@ -415,15 +431,16 @@ class DockerBackend:
             self._network = name
         return self._network
 
-    def run(self, name: str, incarnation: int, spec: ContainerSpec) -> Any:
-        """Create and start one container of spec, labelled with the run; returns it (inspected)."""
+    def run(self, name: str, process: str, spec: ContainerSpec) -> Any:
+        """Create and start a container of spec named ``harness-<run>-<name>``, labelled with the run and the
+        server's name; returns it (inspected)."""
         container = self.client.containers.run(
-            spec.image, spec.command, name=f"harness-{self.run_label}-{name}-{incarnation}", detach=True,
+            spec.image, spec.command, name=f"harness-{self.run_label}-{name}", detach=True,
             entrypoint=[], environment=spec.environment, user=spec.user or "", working_dir=spec.working_dir,
             volumes={path: {"bind": path, "mode": mode} for path, mode in spec.mounts.items()},
             network_mode=spec.network if spec.network == "host" else None,
             network=None if spec.network == "host" else spec.network, ports=spec.ports or None,
-            labels={LABEL_RUN: self.run_label, LABEL_PROCESS: name}, init=True, shm_size="512m",
+            labels={LABEL_RUN: self.run_label, LABEL_PROCESS: process}, init=True, shm_size="512m",
         )
         container.reload()
         return container

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from harness import tools
-from harness.docker_backend import DockerUnavailable, client_host, connect
+from harness.docker_backend import DockerUnavailable, connect, engine_address
 from harness.procs import Health, LocalBackend, ManagedProcess
 
 DATA_ROOT = tools.CACHE_DIR / "dockerd"
@@ -73,14 +73,12 @@ def engine(start_private: bool, log_dir: Path) -> Iterator[str]:
     """The engine to use: the one ``DOCKER_HOST`` (or the standard socket) names if it answers, else a private
     one when start_private (root only); sets ``DOCKER_HOST`` while it lasts. DockerUnavailable otherwise."""
     try:
-        client = connect()
+        connect().close()
     except DockerUnavailable:
         if not start_private:
             raise
     else:
-        host = client_host(client)
-        client.close()
-        yield host
+        yield engine_address()
         return
     saved = os.environ.get("DOCKER_HOST")
     with private_engine(log_dir) as host:
