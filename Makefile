@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser report test unit scenarios lint bench bench-tier clean
+.PHONY: help setup venv tools browser report test unit scenarios lint bench bench-tier clean docker-setup docker-test
 
 help:
 	@echo "make report   set up and run every scenario against both systems; prints the report path"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench-tier  time the default tier, pytest scenarios/ (long)"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
+	@echo "make docker-test  the Docker tier: images built locally, baseline/app-kill/worker-kill/deploy-restart"
+	@echo "              on the Docker backend, docker-compose.yml brought up (starts a private dockerd if needed)"
 
 setup: venv tools browser
 
@@ -66,6 +68,24 @@ bench: setup
 
 bench-tier: setup
 	@$(BIN)/python -m bench.run tier
+
+# The Docker tier: Debian's docker.io (dockerd) and debootstrap (the local base image), the Toxiproxy CLI
+# and Docker Compose built from the Go module proxy; then the tests and scenarios on the Docker backend.
+# A private dockerd is started when no engine is reachable (root), and stopped at the end.
+DOCKER_TIER := tests/harness/test_docker_backend.py tests/harness/test_docker_images.py tests/harness/test_dockerd.py \
+  scenarios/test_baseline.py scenarios/test_app_kill.py scenarios/test_worker_kill.py scenarios/test_deploy_restart.py
+
+docker-setup: setup
+	@{ command -v dockerd && command -v debootstrap; } >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's docker.io and debootstrap for the Docker tier (apt-get)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io debootstrap; } \
+	    > /tmp/harness-apt-docker.log 2>&1 \
+	  || { echo "error: could not install docker.io and debootstrap with apt-get (see /tmp/harness-apt-docker.log)"; exit 1; }; }
+	@$(BIN)/python -m harness.tools --docker
+
+docker-test: docker-setup
+	@$(BIN)/pytest --backend docker --dockerd auto $(DOCKER_TIER)
+	@$(BIN)/python -m harness.dockerd check
 
 clean:
 	rm -rf $(VENV) .tools reports/2* reports/latest .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,3 +92,29 @@ def engine(start_private: bool, log_dir: Path) -> Iterator[str]:
             else:
                 os.environ["DOCKER_HOST"] = saved
 
+
+
+def running_private_engines(data_root: Path = DATA_ROOT) -> list[int]:
+    """Pids of dockerd processes on the private data root (none should outlive the tier that started it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "dockerd" and str(data_root) in cmd:
+            found.append(proc.pid)
+    return found
+
+
+def main() -> int:
+    """``python -m harness.dockerd check``: exit 1 if a private dockerd is still running (make docker-test)."""
+    pids = running_private_engines()
+    if pids:
+        print(f"error: a private dockerd is still running (pid {', '.join(map(str, pids))})", file=sys.stderr)
+        return 1
+    print("no private dockerd left running")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

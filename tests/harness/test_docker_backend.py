@@ -191,13 +191,12 @@ def test_bind_everything_server_is_reachable_on_127_0_0_1_only(backend: DockerBa
 
 
 _HOLDER = """
-import sys, time
+import json, sys, time
+from pathlib import Path
 from harness.docker_backend import DockerBackend, connect
 from harness.docker_images import Images
-from harness.procs import Health
-images = Images(**__import__("json").loads(sys.argv[1]))
-b = DockerBackend(connect(), sys.argv[2], images, sys.argv[3])
-p = b.process(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(600)"], log_path=__import__("pathlib").Path(sys.argv[4]))
+b = DockerBackend(connect(), sys.argv[2], Images(**json.loads(sys.argv[1])), sys.argv[3])
+p = b.process(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(600)"], log_path=Path(sys.argv[4]))
 p.start()
 b.network()
 print("up", flush=True)

@@ -1,0 +1,95 @@
+"""Images cached by content hash, and docker-compose.yml: valid, and every service healthy on a real engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import tools
+from harness.docker_backend import connect
+from harness.docker_images import Images, app_image, ensure, inputs_hash
+from harness.procs import free_port
+from harness.spec import PROJECT_ROOT
+
+
+def test_inputs_hash_follows_content_and_args(tmp_path: Path) -> None:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "a.txt").write_text("a")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\n")
+    files = {"Dockerfile": dockerfile, "ctx": tmp_path / "ctx"}
+    first = inputs_hash(files, {"X": "1"})
+    assert inputs_hash(files, {"X": "1"}) == first
+    assert inputs_hash(files, {"X": "2"}) != first
+    (tmp_path / "ctx" / "a.txt").write_text("b")
+    assert inputs_hash(files, {"X": "1"}) != first
+    (tmp_path / "ctx" / "a.txt").write_text("a")
+    (tmp_path / "ctx" / "b.txt").write_text("")
+    assert inputs_hash(files, {"X": "1"}) != first
+
+
+def _compose(*args: str, env: dict[str, str], project: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tools.compose_bin()), "-f", str(PROJECT_ROOT / "docker-compose.yml"), "-p", project,
+                           *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=PROJECT_ROOT)
+
+
+@pytest.mark.docker
+def test_compose_file_is_valid() -> None:
+    proc = _compose("config", "--quiet", env=dict(os.environ), project="harness-config")
+    assert proc.returncode == 0, proc.stderr
+    services = _compose("config", "--services", env=dict(os.environ), project="harness-config").stdout.split()
+    assert set(services) == {"net", "postgres", "toxiproxy", "hatchet-migrate", "hatchet-setup", "hatchet-engine",
+                             "hatchet-api", "ledger", "downstream", "native-api", "hatchet-app-api",
+                             "hatchet-worker-1", "hatchet-worker-2"}, services
+
+
+@pytest.fixture
+def compose_env(harness_docker_host: str) -> Iterator[tuple[dict[str, str], str]]:
+    """Environment for docker-compose.yml with this engine's images and free ports; brings it down after."""
+    client = connect(harness_docker_host)
+    images: Images = ensure(client, print)
+    ports = {k: str(free_port()) for k in ("NATIVE_PORT", "HATCHET_APP_PORT", "HATCHET_API_PORT", "TOXIPROXY_PORT")}
+    env = {**os.environ, "DOCKER_HOST": harness_docker_host, **images.compose_env(), **ports,
+           "HARNESS_APP_IMAGE": app_image(client, images.base, print, with_code=True)}
+    project = f"harness-test-{os.getpid()}"
+    yield env, project
+    down = _compose("down", "--volumes", "--remove-orphans", "--timeout", "10", env=env, project=project, timeout=180)
+    flt = {"label": f"com.docker.compose.project={project}"}
+    left = ([c.name for c in client.containers.list(all=True, filters=flt)]
+            + [n.name for n in client.networks.list(filters=flt)] + [v.name for v in client.volumes.list(filters=flt)])
+    assert down.returncode == 0 and left == [], (down.stderr[-2000:], left)
+
+
+@pytest.mark.docker
+def test_compose_up_wait_brings_every_service_healthy(compose_env: tuple[dict[str, str], str]) -> None:
+    env, project = compose_env
+    up = _compose("up", "--wait", "--no-build", "--wait-timeout", "300", env=env, project=project, timeout=400)
+    ps = _compose("ps", "--all", "--format", "{{.Service}} {{.State}} {{.Health}}", env=env, project=project)
+    print(ps.stdout)
+    assert up.returncode == 0, up.stderr[-3000:]
+    states = dict(line.split(" ", 1) for line in ps.stdout.strip().splitlines())
+    assert len(states) == 13, states
+    for service, state in states.items():
+        expected = ("running", "exited") if service in ("hatchet-migrate", "hatchet-setup", "ledger") else ("running",)
+        assert state.split()[0] in expected, (service, state)
+    # One task through each app, over the ports published on 127.0.0.1.
+    for port in (env["NATIVE_PORT"], env["HATCHET_APP_PORT"]):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/tasks", method="POST",
+                                     data=b'{"task_id": "compose-1", "kind": "sleep", "params": {}}',
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 202
+    # ...and each ran: its effect is in that system's ledger (the compose stack's volume).
+    count = ("import sqlite3, sys; print(*(sqlite3.connect(f'/ledger/{s}.db').execute(\"SELECT count(*) FROM events"
+             " WHERE task_id='compose-1' AND type='effect'\").fetchone()[0] for s in ('native', 'hatchet')))")
+    deadline, effects = time.monotonic() + 60, ""
+    while time.monotonic() < deadline and effects != "1 1":
+        effects = _compose("exec", "-T", "native-api", "python", "-c", count, env=env, project=project).stdout.strip()
+        time.sleep(0.5)
+    assert effects == "1 1", f"effects of compose-1 (native, hatchet): {effects!r}"
