@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ def private_engine(log_dir: Path, data_root: Path = DATA_ROOT) -> Iterator[str]:
         name="dockerd",
         argv=[dockerd, "--data-root", str(data_root), "--exec-root", str(run / "exec"), "--pidfile",
               str(run / "dockerd.pid"), "--host", host, "--storage-driver", "overlay2", "--iptables=false",
-              "--ip-forward=false", "--bridge=none", "--log-level", "warn"],
+              "--ip-forward=false", "--bridge=none"],
         log_path=log_dir / "dockerd.log", health=Health(log="API listen on"), stop_grace_s=30,
     )
     try:
@@ -65,8 +66,16 @@ def private_engine(log_dir: Path, data_root: Path = DATA_ROOT) -> Iterator[str]:
         yield host
     finally:
         proc.stop()
+        _unmount_under(run)
         shutil.rmtree(run, ignore_errors=True)
         lock.close()
+
+
+def _unmount_under(root: Path) -> None:
+    """Detach what a stopped dockerd may leave mounted in its exec root (its network namespace files)."""
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
 
 
 @contextmanager
