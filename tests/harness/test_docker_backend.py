@@ -241,6 +241,7 @@ def test_ctrl_c_removes_every_container_of_the_run(harness_docker_host: str, ima
     assert len(runs) == 1, runs
     run = runs.pop()
     during = leftovers(client, run)
+    time.sleep(1)  # as a person would: mid-load, not in the instant the load starts
     cli.send_signal(signal.SIGINT)
     rest = cli.communicate(timeout=120)[0]
     print(f"during the run: {during}\n{rest[-1500:]}")
