@@ -22,7 +22,7 @@ from harness.ledger import Ledger
 from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
-from harness.schedule import Observation, Schedule
+from harness.schedule import Observation, Schedule, link_targets
 from harness.services import Infra
 from harness.spec import SystemSpec
 from harness.stack import Stack
@@ -170,7 +170,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s)
+                  grace_s=params.grace_s, proxy=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     plan = params.load()
@@ -180,6 +180,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         t_up = time.monotonic()
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
+        result.extra["links"] = stack.link_report()
         nemesis.setup(stack, ledger, random.Random(params.seed))
         with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
             if params.warmup:

@@ -57,6 +57,9 @@ class Params:
     """Per-attempt timeout (where the system enforces one)."""
     slots: int = 50
     """Concurrent tasks per worker process."""
+    trigger_threads: int = 64
+    """Threads the Hatchet API gives its trigger calls (the SDK sends them through the event loop's default
+    executor); 0 keeps asyncio's default size, min(32, cores + 4): the naive configuration."""
     fault_at_s: float = 5.0
     """When the scenario's fault hits, seconds into the measured load."""
     downtime_s: float = 1.0
@@ -96,7 +99,7 @@ class Params:
     def task_config(self) -> TaskConfig:
         """Settings passed to the system's processes."""
         return TaskConfig(retries=self.retries, execution_timeout_s=self.execution_timeout_s, slots=self.slots,
-                          seed=self.seed)
+                          trigger_threads=self.trigger_threads, seed=self.seed)
 
 
 def _coerce(name: str, value: Any, typ: type) -> Any:

@@ -1,20 +1,23 @@
-"""The stack of one run: a system's processes, its downstream service and its Toxiproxy links.
+"""The stack of one run: a system's processes, its downstream service and its links.
 
 Every process gets a port picked free at run time on 127.0.0.1 (kept across restarts), the
 harness environment (ledger URL, system and process names, task settings), and one link per
-service it reaches, named ``<process>-><service>``, so a fault can hit one worker's link alone.
+service it reaches, named ``<process>-><service>``. A link that some fault of the scenario may
+target (``proxy`` patterns, known before the stack starts) goes through Toxiproxy, so a fault can
+hit one worker's link alone; every other link is direct, so the system is measured without a
+proxy in paths no fault touches.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
-from harness.links import Link
+from harness.links import Link, match_links, proxied
 from harness.procs import Health, Proc, free_port, stop_all
 from harness.services import DB_LINK, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
@@ -51,17 +54,11 @@ def planned_links(spec: SystemSpec) -> list[str]:
     return links + ([DB_LINK] if "hatchet" in spec.services else [])
 
 
-def match_links(pattern: str, names: list[str]) -> list[str]:
-    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``)."""
-    rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
-    return [n for n in names if rx.match(n)]
-
-
 class Stack:
     """All processes and links of one system's run, started in order and stopped on every path."""
 
     def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
-                 run_key: str, progress: Progress, grace_s: float = 10.0) -> None:
+                 run_key: str, progress: Progress, grace_s: float = 10.0, proxy: Sequence[str] = ()) -> None:
         self.spec = spec
         """The system."""
         self.run_dir = run_dir
@@ -81,8 +78,12 @@ class Stack:
         """Graceful-shutdown time: ``{grace_s}`` in commands, and SIGKILL after it on stop."""
         self.processes: dict[str, Proc] = {}
         """Own processes by name (downstream included), in start order."""
+        self.proxy = tuple(proxy)
+        """Link patterns that go through Toxiproxy (those a fault may target); every other link is direct."""
         self.links: dict[str, Link] = {}
         """Toxiproxy links by name."""
+        self.direct: list[str] = []
+        """Links that are direct connections (no fault targets them)."""
         self.api_url = ""
         """Base URL of the (first) api process."""
 
@@ -97,9 +98,7 @@ class Stack:
         }
 
     def _link(self, process: str, service: str) -> dict[str, str]:
-        """Create ``process->service`` and return the environment pointing the process at it."""
-        toxi = self.infra.toxiproxy
-        assert toxi is not None
+        """Make ``process->service`` (proxied or direct) and return the environment pointing the process at it."""
         targets: dict[str, tuple[int, Callable[[str], dict[str, str]]]] = {
             "downstream": (self._downstream_port, lambda listen: {ENV_DOWNSTREAM: f"http://{listen}"}),
         }
@@ -109,14 +108,20 @@ class Stack:
             raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(targets)};"
                              " 'engine' needs services = [\"hatchet\"])")
         port, env_for = targets[service]
-        link = toxi.create(f"{process}->{service}", f"127.0.0.1:{port}")
+        name, upstream = f"{process}->{service}", f"127.0.0.1:{port}"
+        if not proxied(name, self.proxy):
+            self.direct.append(name)
+            return env_for(upstream)
+        toxi = self.infra.toxiproxy
+        assert toxi is not None
+        link = toxi.create(name, upstream)
         self.links[link.name] = link
         return env_for(link.listen)
 
     def up(self) -> None:
         """Start the downstream, create links, start every process and wait until all are healthy."""
         logs = self.run_dir / "logs"
-        self.infra.ensure(self.spec.services)
+        self.infra.ensure(self.spec.services, self.proxy)
         self._downstream_port = free_port()
         downstream = self.infra.backend.process(
             name="downstream",
@@ -165,9 +170,16 @@ class Stack:
         return [p for p in pool if p.name in hit]
 
     def link_names(self, pattern: str) -> list[str]:
-        """Links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""
+        """Proxied links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""
         shared = [DB_LINK] if "hatchet" in self.spec.services and self.infra.db_link else []
         return match_links(pattern, [*self.links, *shared])
+
+    def link_report(self) -> dict[str, list[str]]:
+        """Which links went through Toxiproxy and which were direct (for results.json)."""
+        shared = [DB_LINK] if "hatchet" in self.spec.services else []
+        proxied_shared = [n for n in shared if self.infra.db_link is not None]
+        return {"proxied": [*self.links, *proxied_shared],
+                "direct": [*self.direct, *(n for n in shared if n not in proxied_shared)]}
 
     def down(self) -> None:
         """Stop own processes (workers before APIs, downstream last) and remove the links."""

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from harness.faults import Fault, not_applicable
+from harness.links import match_links
 from harness.procs import Health
 from harness.services import DB_LINK
 from harness.spec import APPS_DIR, ProcessTemplate, SpecError, SystemSpec, find_systems, health_of
-from harness.stack import match_links, planned_links, planned_processes
+from harness.stack import planned_links, planned_processes
 
 
 @pytest.fixture(scope="module")
