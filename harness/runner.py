@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import capacity, report, results
+from harness import capacity, ceilings, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger
@@ -151,10 +151,29 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
         time.sleep(0.05)
 
 
+def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, cache: dict[str, Any],
+                progress: Progress) -> dict[str, Any]:
+    """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
+    if "generator" not in cache:
+        progress("reference: the load generator's own rate (Locust against a canned endpoint)")
+        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference")
+    key = ",".join(spec.services)
+    if spec.services and key not in cache:
+        progress(f"reference: ceilings of {key} (hatchet-loadtest, pgbench)")
+        cache[key] = infra.references(spec.services, out_dir / "reference", namespace + "ref_")
+    return {"generator": cache["generator"], **(cache.get(key) or {})}
+
+
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
-               progress: Progress, driver_factory: DriverFactory = LocustDriver) -> SystemRun:
-    """Run scenario against one system; the stack is down again when this returns or raises."""
+               progress: Progress, driver_factory: DriverFactory = LocustDriver,
+               references: dict[str, Any] | None = None) -> SystemRun:
+    """Run scenario against one system; the stack is down again when this returns or raises.
+
+    A capacity run (a stepped load) also measures reference ceilings, after its stack is down
+    (``references`` caches them across the systems of one scenario run).
+    """
     run_dir = out_dir / spec.name
+    params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
     for step in steps:
         if all(not_applicable(f, spec) for f in step.choices):
@@ -173,6 +192,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                   grace_s=params.grace_s, proxy=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
+    if spec.params:
+        result.extra["params"] = dict(spec.params)
     plan = params.load()
     driver: LoadDriver | None = None
     try:
@@ -205,7 +226,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             stack.down()
     result.check = check(ledger, spec.name)
     if plan.steps:
-        result.extra["capacity"] = capacity.analyze(ledger, plan)
+        refs = _references(infra, spec, out_dir, stack.namespace, {} if references is None else references, progress)
+        result.extra["capacity"] = capacity.with_references(capacity.analyze(ledger, plan), refs)
     c = result.check.counts
     progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
              f" duplicated {c.duplicated} retried {c.retried} (drain {result.drain_s:.1f}s, {result.drain_end})")
@@ -221,9 +243,11 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     runs: list[SystemRun] = []
+    references: dict[str, Any] = {}
     try:
         for spec in systems:
-            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory))
+            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
+                                   references))
     finally:
         results.redact(out_dir, infra.secrets())
     doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)

@@ -142,9 +142,18 @@ class Scenario:
     (``--system``, ``--systems``; native and Hatchet by default). Scenarios naming their systems are no part
     of the native-vs-Hatchet comparison, so ``harness run all`` leaves them out."""
 
+    also: tuple[str, ...] = ()
+    """System variants that run right after their base system whenever it is selected (``hatchet-naive``:
+    the SDK's default trigger executor beside the tuned one, in one results.json)."""
+
     def systems_for(self, selected: Sequence[str]) -> list[str]:
-        """Names of the systems a run covers: this scenario's own when it names them, else selected."""
-        return list(self.systems) if self.systems is not None else list(selected)
+        """Names of the systems a run covers: this scenario's own when it names them, else selected plus ``also``."""
+        if self.systems is not None:
+            return list(self.systems)
+        out: list[str] = []
+        for name in selected:
+            out += [name, *(v for v in self.also if v.startswith(f"{name}-") and v not in selected)]
+        return out
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Params:
         """The run's parameters: Params defaults, then this scenario's, then the user's."""

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness import netns, tools
+from harness import ceilings, netns, tools
 from harness.links import Link, Toxiproxy, proxied
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
@@ -347,6 +348,17 @@ class Infra:
         out = []
         if "hatchet" in services and self.hatchet and self.postgres:
             out += [*self.hatchet.processes(), *([self.postgres.process] if self.postgres.process else [])]
+        return out
+
+    def references(self, services: Sequence[str], out_dir: Path, namespace: str) -> dict[str, Any]:
+        """Reference ceilings of the servers behind ``services``, measured now (:mod:`harness.ceilings`)."""
+        out: dict[str, Any] = {}
+        if "hatchet" in services and self.hatchet is not None and self.postgres is not None:
+            engine = self.hatchet
+            env = {**engine.client_env(namespace), **engine.link_env(f"127.0.0.1:{engine.grpc_port}")}
+            out["engine"] = ceilings.engine_runs_per_s(env, out_dir)
+            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, engine.db_port, out_dir),
+                               "path": "engine->postgres link (Toxiproxy)" if self.db_link else "direct"}
         return out
 
     def secrets(self) -> list[str]:
