@@ -8,6 +8,7 @@ never compete for the machine's cores.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -212,7 +213,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             driver = driver_factory()
             _measure(driver, plan, params, stack, ledger, schedule, nemesis, progress)
             nemesis.teardown()
-            quiet_s = params.drain_quiet_s or spec.drain_quiet_s
+            quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
+            result.extra["drain_quiet_s"] = quiet_s
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
             result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s)

@@ -10,16 +10,20 @@ same system with other settings (``params``, ``env``), runnable as ``<system>-<N
 default beside the recommended configuration.
 
 Placeholders in commands, environment values and health checks: ``{python}`` (this interpreter),
-``{port}`` (a free port picked for that process at run time), ``{grace_s}`` (graceful-shutdown
-seconds), ``{state_dir}`` (servers: a private data directory kept across restarts within a run),
-and ``{<server>}`` (the ``host:port`` a process reaches that server at, through its link).
+``{name}`` (the instance's name, ``worker-2``), ``{port}`` (a free port picked for that process at
+run time), ``{grace_s}`` (graceful-shutdown seconds), ``{state_dir}`` (servers: a private data
+directory kept across restarts within a run), and ``{<server>}`` (the ``host:port`` a process
+reaches that server at, through its link).
 """
 
 from __future__ import annotations
 
+import ast
+import operator
 import re
 import shutil
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +101,8 @@ class Variant:
     """Scenario parameters it overrides for its runs (e.g. ``trigger_threads = 0``)."""
     env: dict[str, str] = field(default_factory=dict)
     """Environment added to every process of the system."""
+    server_commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Servers whose command line it replaces (e.g. a broker without persistence), by server name."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,9 @@ class SystemSpec:
     """Harness services it needs besides the downstream (``hatchet``)."""
     processes: tuple[ProcessTemplate, ...]
     """Its processes."""
-    drain_quiet_s: float
-    """The drain ends early once the effect log has been quiet this long with tasks missing."""
+    drain_quiet_s: float | str
+    """The drain ends early once the effect log has been quiet this long with tasks missing: seconds, or an
+    expression over the scenario's parameters (``"execution_timeout_s + 25"``), see :meth:`drain_quiet`."""
     path: Path
     """The system.toml it came from."""
     servers: tuple[ServerTemplate, ...] = ()
@@ -123,6 +130,12 @@ class SystemSpec:
     """Scenario parameters this (variant) system always runs with."""
     base: str = ""
     """The system a variant derives from (empty for a base system)."""
+    drain_why: str = ""
+    """Why the drain's quiet time is what it is (the system's redelivery settings), shown on the report."""
+
+    def drain_quiet(self, params: Mapping[str, Any]) -> float:
+        """The drain's quiet time for a run with these parameters (``Params`` as a dict)."""
+        return _arith(self.drain_quiet_s, params)
 
     @classmethod
     def load(cls, path: Path) -> SystemSpec:
@@ -150,14 +163,17 @@ class SystemSpec:
             )
             variants = tuple(
                 Variant(name=_name(key, "variant"), description=str(v.get("description", "")),
-                        params=_table(v, "params", str_values=False), env=_table(v, "env"))
+                        params=_table(v, "params", str_values=False), env=_table(v, "env"),
+                        server_commands={k: _strings(c, "command") for k, c in
+                                         _table(v, "servers", str_values=False).items()})
                 for key, v in _table(raw, "variants", str_values=False).items()
             )
+            drain = _table(raw, "drain", str_values=False)
             spec = cls(
                 name=_name(raw["name"], "system"), description=raw.get("description", ""),
                 services=tuple(raw.get("services", ())), processes=procs,
-                drain_quiet_s=float(raw.get("drain", {}).get("quiet_s", 10)), path=path, servers=servers,
-                variants=variants,
+                drain_quiet_s=_quiet(drain.get("quiet_s", 10)), path=path, servers=servers,
+                variants=variants, drain_why=str(drain.get("why", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"{path}: missing or bad field {exc}") from exc
@@ -171,14 +187,19 @@ class SystemSpec:
         known = {srv.name for srv in servers} | set(RESERVED_SERVICES)
         if bad := next((f"{p.name} -> {svc}" for p in procs for svc in p.links if svc not in known), None):
             raise SpecError(f"{path}: link {bad!r}: no such service or server (known: {', '.join(sorted(known))})")
+        if bad := next((f"{v.name}: {n}" for v in variants for n in v.server_commands
+                        if n not in {srv.name for srv in servers}), None):
+            raise SpecError(f"{path}: variant {bad!r}: no such server")
         return spec
 
     def variant(self, name: str) -> SystemSpec:
         """This system run as its variant ``name``: its params and environment added."""
         v = next(v for v in self.variants if v.name == name)
         procs = tuple(replace(p, env={**p.env, **v.env}) for p in self.processes)
+        servers = tuple(replace(srv, command=v.server_commands.get(srv.name, srv.command)) for srv in self.servers)
         return replace(self, name=f"{self.name}-{v.name}", description=f"{self.description}; {v.description}",
-                       processes=procs, variants=(), params={**self.params, **v.params}, base=self.name)
+                       processes=procs, servers=servers, variants=(), params={**self.params, **v.params},
+                       base=self.name)
 
     def has_role(self, role: str) -> bool:
         """True when some process of the system itself plays role."""
@@ -216,6 +237,41 @@ def _table(table: dict[str, Any], key: str, str_values: bool = True) -> dict[str
     if not isinstance(value, dict) or (str_values and not all(isinstance(v, str) for v in value.values())):
         raise ValueError(f"'{key}' must be a table{' of strings' if str_values else ''}, got {value!r}")
     return dict(value)
+
+
+_ARITH_OPS: dict[type[ast.AST], Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _arith(expr: float | str, names: Mapping[str, Any]) -> float:
+    """Value of a number, or of an arithmetic expression (+ - * /, max, min) over names."""
+    if not isinstance(expr, str):
+        return float(expr)
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return float(node.value)
+        if isinstance(node, ast.Name) and isinstance(names.get(node.id), int | float):
+            return float(names[node.id])
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITH_OPS:
+            return _ARITH_OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("max", "min") \
+                and node.args and not node.keywords:
+            return float((max if node.func.id == "max" else min)(ev(a) for a in node.args))
+        raise ValueError(f"unsupported in {expr!r}: {ast.unparse(node)}")
+
+    return ev(ast.parse(expr, mode="eval").body)
+
+
+def _quiet(value: Any) -> float | str:
+    """drain.quiet_s: a number, or an expression checked against the scenario parameters' names."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"'quiet_s' must be seconds or an expression, got {value!r}")
+    if isinstance(value, str):
+        from harness.scenario import Params  # here: scenario imports the load plan, which imports spec
+
+        _arith(value, {f: 1.0 for f in Params.__dataclass_fields__})  # fails now, not in the middle of a run
+    return value
 
 
 def _positive(value: Any) -> int:

@@ -125,20 +125,18 @@ class Stack:
         self.links[link.name] = link
         return link.listen
 
-    def _subst(self, port: int) -> dict[str, str]:
-        return {"python": sys.executable, "port": str(port), "grace_s": f"{self.grace_s:g}"}
+    def _subst(self, name: str, port: int) -> dict[str, str]:
+        return {"python": sys.executable, "name": name, "port": str(port), "grace_s": f"{self.grace_s:g}"}
 
     def _start_servers(self, logs: Path) -> None:
         """The system's own servers (a broker...), each with a private data directory kept across restarts."""
-        if missing := [exe for srv in self.spec.servers for exe in srv.missing()]:
-            raise ServerMissing(f"{self.spec.name} needs {', '.join(missing)} on PATH (run `make setup`)")
         for srv in self.spec.servers:
             port = free_port()
             self._ports[srv.name] = port
             data = self.infra.state_dir / self.namespace / srv.name
             data.mkdir(parents=True, exist_ok=True)
             self._state_dirs.append(data)
-            subst = {**self._subst(port), "state_dir": str(data)}
+            subst = {**self._subst(srv.name, port), "state_dir": str(data)}
             proc = self.infra.backend.process(
                 name=srv.name, argv=[a.format(**subst) for a in srv.command],
                 env={**self._base_env(srv.name), **{k: v.format(**subst) for k, v in srv.env.items()}},
@@ -154,6 +152,8 @@ class Stack:
     def up(self) -> None:
         """Start the downstream and the system's servers, make links, start every process; wait until healthy."""
         logs = self.run_dir / "logs"
+        if missing := [exe for srv in self.spec.servers for exe in srv.missing()]:
+            raise ServerMissing(f"{self.spec.name} needs {', '.join(missing)} on PATH (`make setup` installs it)")
         self.infra.ensure(self.spec.services, self.proxy)
         self._ports["downstream"] = port = free_port()
         downstream = self.infra.backend.process(
@@ -175,7 +175,7 @@ class Stack:
         for template in self.spec.processes:
             for name in template.instance_names():
                 port = free_port()
-                subst = self._subst(port)
+                subst = self._subst(name, port)
                 env = {**self._base_env(name), **service_env}
                 for service in template.links:
                     address = self._link(name, service)
