@@ -2,7 +2,8 @@
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
 ``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
-those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left out of the default tier
+those whatever ``--systems`` says), ``--ledger sqlite|pg|postgresql://...`` (as ``harness run``).
+Marker ``soak`` marks long scenarios, left out of the default tier
 (``pytest scenarios/ -m soak`` runs them). Results land in ``reports/<run-id>/<scenario>/``.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness import report
-from harness.ledger import Ledger, sqlite_url
+from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
 from harness.spec import COMPARED, SystemSpec, find_systems
@@ -84,6 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--ledger", default="sqlite", metavar="BACKEND",
+                    help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,9 +124,13 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 
 
 @pytest.fixture(scope="session")
-def harness_session() -> Iterator[Session]:
-    """One run id and one set of shared servers for the whole pytest session."""
-    session = Session()
+def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
+    """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
+    try:
+        ledger = check_option(pytestconfig.getoption("--ledger"))
+    except LedgerOptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = Session(ledger=ledger)
     try:
         yield session
     finally:
