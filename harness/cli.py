@@ -189,7 +189,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             stack.up()
             print(f"{spec.name} is up; Ctrl-C stops every process\n"
                   f"  API     {stack.api_url}\n"
-                  f"  ledger  {ledger.describe()}\n"
+                  f"  ledger  {ledger.url}\n"
                   f"  logs    {run_dir / 'logs'}\n"
                   f"  locust  {_locust_command(stack.api_url, ledger.url, spec.name)}\n"
                   f"  (headless: add --headless -u 10 -r 10 -t 30s; open loop: prefix {ENV_SHAPE}=open, add "

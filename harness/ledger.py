@@ -244,8 +244,10 @@ class Ledger:
     # ---- the two primitives every read and write goes through ---------------------------------
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        """Run one statement (``?`` placeholders) on this thread's connection; iterate the cursor for rows."""
-        cursor: Cursor = self.conn.execute(sql if self.PARAM == "?" else sql.replace("?", self.PARAM), args)
+        """Run one statement (``?`` placeholders, the only ones) on this thread's connection; iterate for rows."""
+        if self.PARAM != "?":  # psycopg's placeholders start with %: a literal one is doubled
+            sql = sql.replace("%", "%%").replace("?", self.PARAM)
+        cursor: Cursor = self.conn.execute(sql, args)
         return cursor
 
     def _append(self, table: str, row: Sequence[Any]) -> None:
