@@ -37,10 +37,10 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -127,16 +127,19 @@ def check_server(url: str) -> None:
 
 _OPEN: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 _HELD: list[psycopg.Connection[Any]] = []
+_LOCK = threading.Lock()  # held across a fork: no thread adds a connection while they are counted
 
 
 def _hold() -> None:
     # Strong references across the fork: the child frees other threads' locals (and their connections)
     # before its after-fork hooks run.
+    _LOCK.acquire()
     _HELD[:] = list(_OPEN)
 
 
 def _release_in_parent() -> None:
     _HELD.clear()
+    _LOCK.release()
 
 
 def _let_go_in_child() -> None:
@@ -152,6 +155,7 @@ def _let_go_in_child() -> None:
         os.close(devnull)
         _HELD.clear()
         _OPEN.clear()
+        _LOCK.release()
 
 
 os.register_at_fork(before=_hold, after_in_parent=_release_in_parent, after_in_child=_let_go_in_child)
@@ -224,7 +228,8 @@ class PostgresLedger(Ledger):
         except BaseException:
             conn.close()
             raise
-        _OPEN.add(conn)
+        with _LOCK:
+            _OPEN.add(conn)
         return conn
 
     @property
@@ -314,7 +319,9 @@ class EmbeddedPostgresStore(PostgresStore):
     """
 
     def __init__(self, log_dir: Path) -> None:
-        from harness.services import Postgres  # the servers' module is heavy for a mere writer of records
+        from importlib import metadata  # both are heavy imports for a mere writer of records
+
+        from harness.services import Postgres
 
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-ledger-"))
         """Its data directory's parent (deleted at close)."""
