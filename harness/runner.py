@@ -21,12 +21,14 @@ from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger, LedgerStore, SqliteStore
 from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
+from harness.procs import Proc
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
 from harness.schedule import Observation, Schedule, link_targets
 from harness.services import Infra
 from harness.spec import SystemSpec
 from harness.stack import Stack
+from harness.supervisor import Supervisor
 
 Progress = Callable[[str], None]
 DriverFactory = Callable[[], LoadDriver]
@@ -84,10 +86,12 @@ def _wait_warmup(ledger: Ledger, deadline: float) -> None:
                       f"{WARMUP_TIMEOUT_S:.0f}s (the stack is not processing tasks)")
 
 
-def drain(ledger: Ledger, quiet_s: float, deadline_s: float) -> tuple[float, str]:
-    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline."""
+def drain(ledger: Ledger, quiet_s: float, deadline_s: float, tick: Callable[[], None] = lambda: None
+          ) -> tuple[float, str]:
+    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline (tick: each poll)."""
     t0 = time.time()
     while True:
+        tick()
         now = time.time()
         if ledger.missing_effects() == 0:
             return now - t0, "complete"
@@ -113,7 +117,7 @@ def _warm_up(stack: Stack, ledger: Ledger, params: Params) -> None:
 
 
 def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, ledger: Ledger, schedule: Schedule,
-             nemesis: Nemeses, progress: Progress) -> None:
+             nemesis: Nemeses, supervisor: Supervisor, progress: Progress) -> None:
     """Run the measured load, injecting the schedule's faults and healing each when its time comes."""
     driver.start(stack.api_url, plan, ledger, stack.spec.name)  # returns when the first request is due
     t0 = time.time()
@@ -143,6 +147,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             nemesis.heal(a)
             active.remove(a)
             progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
+        supervisor.check(held=[t for a in active for t in a.targets])
         if probe is not None and not load_done and probe.past_knee(ledger):
             progress(f"  t={elapsed:5.1f}s past the knee ({probe.reason}): stopping the load")
             driver.stop()
@@ -205,21 +210,28 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
         nemesis.setup(stack, ledger, random.Random(params.seed))
-        with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
+
+        def watched() -> list[Proc]:
+            return list(stack.processes.values()) + infra.processes(spec.services)
+
+        supervisor = Supervisor(ledger, watched, progress)
+        with Sampler(ledger, watched):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
                 _warm_up(stack, ledger, params)
             progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                      f" ({len(schedule.steps)} fault step(s))")
             driver = driver_factory()
-            _measure(driver, plan, params, stack, ledger, schedule, nemesis, progress)
+            _measure(driver, plan, params, stack, ledger, schedule, nemesis, supervisor, progress)
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
-            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s)
+            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
             ledger.set_meta("drain_end", time.time())
+            supervisor.wait()
+            result.extra["crashes"] = supervisor.crashes
     finally:
         try:
             if driver is not None:

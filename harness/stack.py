@@ -31,6 +31,7 @@ SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "engine-api": ("engine-a
 def planned_processes(spec: SystemSpec) -> dict[str, tuple[str, ...]]:
     """Every process a run of spec will have (own, downstream, shared), with roles, before it starts."""
     procs: dict[str, tuple[str, ...]] = {"downstream": ("downstream",)}
+    procs.update({srv.name: srv.roles for srv in spec.servers})
     for t in spec.processes:
         procs.update({name: t.roles for name in t.instance_names()})
     for service in spec.services:
