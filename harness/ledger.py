@@ -437,7 +437,8 @@ class SqliteStore:
 
     def describe(self, under: Path | None = None) -> dict[str, Any]:
         """The backend, and the file of each system's run."""
-        return {"backend": "sqlite", "where": f"<system>/{LEDGER_FILE}"}
+        return {"backend": "sqlite", "where": f"<system>/{LEDGER_FILE}",
+                "settings": "WAL, synchronous=NORMAL, one transaction per record"}
 
     def secrets(self) -> list[str]:
         """None."""

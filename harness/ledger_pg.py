@@ -300,7 +300,8 @@ class PostgresStore:
         root = under.resolve() if under else None
         return {"backend": "postgres", "where": redact(self.url), "server": self.origin,
                 "schemas": {d.name: s for d, s in self.created.items() if root is None or d.parent == root},
-                "copy": f"<system>/{LEDGER_FILE}"}
+                "copy": f"<system>/{LEDGER_FILE}",
+                "settings": "one autocommitted statement per record, synchronous_commit=off per connection"}
 
     def secrets(self) -> list[str]:
         """The URL's password, if it has one."""
