@@ -18,6 +18,7 @@ from typing import NoReturn
 from harness import report
 from harness.catalog import discover
 from harness.checker import IdentityError
+from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, LEDGER_OPTIONS, LedgerOptionError, check_option
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
@@ -25,7 +26,7 @@ from harness.runner import StackBroken
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
 from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
-from harness.stack import Stack
+from harness.stack import ServerMissing, Stack
 from harness.tools import ToolMissing
 
 
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
+    run.add_argument("--engine", default=None, choices=ENGINES,
+                     help="built (the harness builds and starts its own Hatchet engine; the default) or external: "
+                          "the engine the HATCHET_CLIENT_* variables name (it receives the scenario's real load)")
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
@@ -143,9 +147,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
+    engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
+        else None
     check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, ledger=args.ledger) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError, LedgerOptionError) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

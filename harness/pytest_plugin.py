@@ -9,6 +9,7 @@ Marker ``soak`` marks long scenarios, left out of the default tier
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness import report
+from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
@@ -82,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, help="seed of every scenario (default: the scenario's)")
     group.addoption("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario parameter, e.g. --param rate=50 (repeatable)")
+    group.addoption("--engine", default=None, choices=ENGINES,
+                    help="built (default: the harness's own Hatchet engine) or external: the engine the "
+                         "HATCHET_CLIENT_* variables name (it receives the scenarios' real load)")
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
@@ -127,10 +132,11 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
     """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
     try:
+        engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
         ledger = check_option(pytestconfig.getoption("--ledger"))
-    except LedgerOptionError as exc:
+    except (EngineUnusable, LedgerOptionError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    session = Session(ledger=ledger)
+    session = Session(engine=engine, ledger=ledger)
     try:
         yield session
     finally:

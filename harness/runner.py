@@ -135,7 +135,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):
-                if (why := not_applicable(fault, stack.spec)) is not None:
+                if (why := not_applicable(fault, stack.spec, stack.infra.outside(stack.spec.services))) is not None:
                     progress(f"  t={elapsed:5.1f}s skipped {fault.action} {fault.target}: {why}")
                     now = time.time()
                     ledger.fault_ended(ledger.fault_started("skipped", f"{fault.action} {fault.target}",
@@ -182,10 +182,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     run_dir = out_dir / spec.name
     params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
+    outside = infra.outside(spec.services)
     for step in steps:
-        if all(not_applicable(f, spec) for f in step.choices):
+        if all(not_applicable(f, spec, outside) for f in step.choices):
             # This step can hit nothing in this system: the scenario has no meaning for it.
-            reason = next(r for f in step.choices if (r := not_applicable(f, spec)))
+            reason = next(r for f in step.choices if (r := not_applicable(f, spec, outside)))
             progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
             return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
     # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
@@ -226,6 +227,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
+            if spec.drain_why and not params.drain_quiet_s:
+                result.extra["drain_why"] = spec.drain_why
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
             result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
@@ -272,6 +275,7 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
         results.redact(out_dir, infra.secrets() + ledgers.secrets())
     doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started,
                         ledger=ledgers.describe(out_dir))
+    doc["manifest"].update(infra.manifest())
     results.write(out_dir, doc)
     report.write_scenario(out_dir, doc)
     broken = [f"{r['system']}: {b}" for r in doc["runs"] for b in r.get("identities_broken", [])]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import report, results
+from harness.external import ExternalHatchet
 from harness.ledger import LedgerStore, open_store
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER
@@ -40,7 +41,8 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver, ledger: str = "sqlite") -> None:
+                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None,
+                 ledger: str = "sqlite") -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
@@ -53,7 +55,7 @@ class Session:
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
         self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress)
         """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
-        self.infra = Infra(self.root / "logs", progress)
+        self.infra = Infra(self.root / "logs", progress, engine=engine)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""
