@@ -20,9 +20,9 @@ _globals_lock = threading.RLock()
 
 
 def match_links(pattern: str, names: list[str]) -> list[str]:
-    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``)."""
-    rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
-    return [n for n in names if rx.match(n)]
+    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``); ``a|b`` matches either."""
+    alts = [re.compile("^" + re.escape(alt).replace(r"\*", ".*") + "$") for alt in pattern.split("|")]
+    return [n for n in names if any(rx.match(n) for rx in alts)]
 
 
 def proxied(link: str, patterns: Sequence[str]) -> bool:

@@ -62,7 +62,8 @@ def test_help_explains_every_run_option() -> None:
     ("args", "message"),
     [
         (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
-        (["run", "baseline", "--system", "celery"], "--system 'celery'"),
+        (["run", "baseline", "--system", "rq"], "--system 'rq'"),
+        (["run", "baseline", "--engine", "cloud"], "invalid choice"),
         (["run", "baseline", "--param", "rate"], "expected NAME=VALUE"),
         (["run", "baseline", "--param", "nonsense=1"], "unknown parameter 'nonsense'"),
         (["run", "baseline", "--param", "rate=fast"], "parameter rate: expected float"),
