@@ -19,7 +19,7 @@ from harness import report
 from harness.catalog import discover
 from harness.checker import IdentityError
 from harness.external import ENGINES, EngineUnusable, select_engine
-from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, LEDGER_OPTIONS, LedgerOptionError, check_option
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
@@ -61,14 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
+    _ledger_arg(run)
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
     up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
     up.add_argument("--out", type=Path, default=None, help="run directory (default reports/<run-id>)")
+    _ledger_arg(up)
     rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
     return ap
+
+
+def _ledger_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
+                        help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
+                             "scenario and system, copied to <system>/ledger.db when the run ends)")
 
 
 def _cmd_list() -> int:
@@ -141,8 +149,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
     engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
         else None
+    check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, engine=engine) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -175,10 +184,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.system not in systems:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
+    check_option(args.ledger)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out) as session:
+    with Session(root=out, ledger=args.ledger) as session:
         run_dir = session.root / spec.name
-        ledger = Ledger.create(run_dir / "ledger.db")
+        ledger = session.ledgers.create(run_dir, f"{session.run_id}_up_{spec.name}")
         ledger.set_meta("system", spec.name)
         stack = Stack(spec, run_dir, ledger, session.infra, params.task_config(), session.run_id, session.progress,
                       grace_s=params.grace_s)
@@ -196,8 +206,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping", flush=True)
         finally:
-            stack.down()
-    print(f"{spec.name} stopped; its history is in {run_dir / 'ledger.db'}", flush=True)
+            try:
+                stack.down()
+            finally:
+                ledger.save()
+    print(f"{spec.name} stopped; its history is in {ledger.path}", flush=True)
     return 0
 
 
@@ -217,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

@@ -2,7 +2,8 @@
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
 ``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
-those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left out of the default tier
+those whatever ``--systems`` says), ``--ledger sqlite|pg|postgresql://...`` (as ``harness run``).
+Marker ``soak`` marks long scenarios, left out of the default tier
 (``pytest scenarios/ -m soak`` runs them). Results land in ``reports/<run-id>/<scenario>/``.
 """
 
@@ -18,7 +19,7 @@ import pytest
 
 from harness import report
 from harness.external import ENGINES, EngineUnusable, select_engine
-from harness.ledger import Ledger, sqlite_url
+from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
 from harness.spec import COMPARED, SystemSpec, find_systems
@@ -89,6 +90,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--ledger", default="sqlite", metavar="BACKEND",
+                    help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -127,12 +130,13 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 
 @pytest.fixture(scope="session")
 def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
-    """One run id and one set of shared servers for the whole pytest session."""
+    """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
     try:
         engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
-    except EngineUnusable as exc:
+        ledger = check_option(pytestconfig.getoption("--ledger"))
+    except (EngineUnusable, LedgerOptionError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    session = Session(engine=engine)
+    session = Session(engine=engine, ledger=ledger)
     try:
         yield session
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import report, results
 from harness.external import ExternalHatchet
+from harness.ledger import LedgerStore, open_store
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
@@ -40,7 +41,8 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None) -> None:
+                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None,
+                 ledger: str = "sqlite") -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
@@ -51,6 +53,8 @@ class Session:
         """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
+        self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress)
+        """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
         self.infra = Infra(self.root / "logs", progress, engine=engine)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []
@@ -60,15 +64,19 @@ class Session:
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
-        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory)
+        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
+                           ledgers=self.ledgers)
         self.results.append(doc)
         return doc
 
     def close(self) -> None:
         """Stop the shared servers, write the run index (and reports/index.html), point reports/latest here."""
-        secrets = self.infra.secrets()
+        secrets = self.infra.secrets() + self.ledgers.secrets()
         try:
-            self.infra.close()
+            try:
+                self.infra.close()
+            finally:
+                self.ledgers.close()
         finally:
             # The shared servers' logs are linked from reports too: scrub them once they are complete.
             results.redact(self.root, secrets)
