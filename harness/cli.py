@@ -18,14 +18,15 @@ from typing import NoReturn
 from harness import report
 from harness.catalog import discover
 from harness.checker import IdentityError
-from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.external import ENGINES, EngineUnusable, select_engine
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, LEDGER_OPTIONS, LedgerOptionError, check_option
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import BACKENDS, BackendUnavailable, Session
-from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
-from harness.stack import Stack
+from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
+from harness.stack import ServerMissing, Stack
 from harness.tools import ToolMissing
 
 
@@ -48,27 +49,38 @@ def _parser() -> argparse.ArgumentParser:
                      help="scenario names (see `harness list`), or `all` for every default-tier scenario of the "
                           "native-vs-Hatchet comparison (scenarios naming their own systems, e.g. calibration, "
                           "run by name)")
-    run.add_argument("--system", default="both",
-                     help="native, hatchet, both (default: native and hatchet), or a comma-separated list of "
-                          "system names; a scenario naming its own systems (calibration) ignores it")
+    run.add_argument("--system", default="all",
+                     help="all (default: native, hatchet and celery), both (native and hatchet), or a comma-separated "
+                          "list of system names; a scenario naming its own systems (calibration) ignores it")
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
+    run.add_argument("--engine", default=None, choices=ENGINES,
+                     help="built (the harness builds and starts its own Hatchet engine; the default) or external: "
+                          "the engine the HATCHET_CLIENT_* variables name (it receives the scenario's real load)")
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
     run.add_argument("--backend", choices=BACKENDS, default="process",
                      help="what runs the servers: local processes (default) or Docker containers")
+    _ledger_arg(run)
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
     up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
     up.add_argument("--out", type=Path, default=None, help="run directory (default reports/<run-id>)")
     up.add_argument("--backend", choices=BACKENDS, default="process",
                     help="what runs the servers: local processes (default) or Docker containers")
+    _ledger_arg(up)
     rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
     return ap
+
+
+def _ledger_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
+                        help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
+                             "scenario and system, copied to <system>/ledger.db when the run ends)")
 
 
 def _cmd_list() -> int:
@@ -78,7 +90,7 @@ def _cmd_list() -> int:
         tier = "" if s.tier == "default" else f" [{s.tier}]"
         own = f" [systems: {','.join(s.systems)}]" if s.systems is not None else ""
         print(f"  {s.name:<18}{tier}{own} {s.fault}")
-    print(f"systems (`both`: {', '.join(COMPARED)}):")
+    print(f"systems (`all`: {', '.join(COMPARED)}; `both`: {', '.join(SELECTIONS['both'])}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
     print("parameters (--param NAME=VALUE):")
@@ -102,10 +114,11 @@ def _writable_dir(path: Path) -> Path:
 
 def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Scenario],
                 systems: dict[str, SystemSpec]) -> list[tuple[Scenario, list[SystemSpec]]]:
-    """Each scenario to run with its systems: ``all`` and ``both`` mean the native-vs-Hatchet comparison.
+    """Each scenario to run with its systems.
 
-    ``all`` is every default-tier scenario that does not name its own systems; ``both`` is native and
-    Hatchet; a scenario naming its systems (calibration) runs against those whatever ``--system`` says.
+    Scenario ``all`` is every default-tier scenario that does not name its own systems; system ``all``
+    is the compared systems (native, Hatchet, Celery), ``both`` native and Hatchet; a scenario naming its
+    systems (calibration) runs against those whatever ``--system`` says.
     """
     # A calibration scenario in `all` would add its system to the comparison's report: it runs by name.
     everything = [n for n in known if known[n].tier == "default" and known[n].systems is None]
@@ -113,10 +126,10 @@ def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Sce
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r} (known: {', '.join(known)})")
-    wanted = list(COMPARED) if system_arg == "both" else [s.strip() for s in system_arg.split(",") if s.strip()]
+    wanted = list(SELECTIONS.get(system_arg) or [s.strip() for s in system_arg.split(",") if s.strip()])
     bad = [s for s in wanted if s not in systems]
     if bad or not wanted:
-        raise UsageError(f"--system {system_arg!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+        raise UsageError(f"--system {system_arg!r}: expected all, both or names among {', '.join(systems)}")
     runs = []
     for name in names:
         chosen = known[name].systems_for(wanted)
@@ -138,8 +151,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
+    engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
+        else None
+    check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, backend=args.backend) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger, backend=args.backend) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -172,10 +188,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.system not in systems:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
+    check_option(args.ledger)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, backend=args.backend) as session:
+    with Session(root=out, ledger=args.ledger, backend=args.backend) as session:
         run_dir = session.root / spec.name
-        ledger = Ledger.create(run_dir / "ledger.db")
+        ledger = session.ledgers.create(run_dir, f"{session.run_id}_up_{spec.name}")
         ledger.set_meta("system", spec.name)
         stack = Stack(spec, run_dir, ledger, session.infra, params.task_config(), session.run_id, session.progress,
                       grace_s=params.grace_s)
@@ -193,8 +210,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping", flush=True)
         finally:
-            stack.down()
-    print(f"{spec.name} stopped; its history is in {run_dir / 'ledger.db'}", flush=True)
+            try:
+                stack.down()
+            finally:
+                ledger.save()
+    print(f"{spec.name} stopped; its history is in {ledger.path}", flush=True)
     return 0
 
 
@@ -214,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError, BackendUnavailable) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError,
+            BackendUnavailable) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

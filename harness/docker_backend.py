@@ -406,9 +406,12 @@ class DockerBackend:
                                  cwd=cwd, stop_grace_s=stop_grace_s)
         if isolated(argv):
             health = Health()  # its log never says "namespace ready"; the published port's check is the real one
+        try:
+            spec = self.plan(argv, env, cwd, user)
+        except ValueError as exc:  # a server with no image (e.g. a system's own Redis): the stack cannot start
+            raise HealthTimeout(f"{name}: {exc}") from None
         return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
-                         user=user, stop_grace_s=stop_grace_s, spec=self.plan(argv, env, cwd, user), backend=self,
-                         serial=next(self._serials))
+                         user=user, stop_grace_s=stop_grace_s, spec=spec, backend=self, serial=next(self._serials))
 
     def plan(self, argv: list[str], env: dict[str, str], cwd: Path | None, user: str | None) -> ContainerSpec:
         """The container a command runs in: image and command for its program, mounts, user, network."""

@@ -6,8 +6,9 @@ sets them under a lock around every call, so two servers (or threads) never mix 
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,17 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.server import Toxiproxy as _Server
 
 _globals_lock = threading.RLock()
+
+
+def match_links(pattern: str, names: list[str]) -> list[str]:
+    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``); ``a|b`` matches either."""
+    alts = [re.compile("^" + re.escape(alt).replace(r"\*", ".*") + "$") for alt in pattern.split("|")]
+    return [n for n in names if any(rx.match(n) for rx in alts)]
+
+
+def proxied(link: str, patterns: Sequence[str]) -> bool:
+    """True when some pattern matches link: it must go through Toxiproxy (a fault may target it)."""
+    return any(match_links(p, [link]) for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
 ``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
-those whatever ``--systems`` says), ``--backend docker`` (servers in containers; ``--dockerd auto``
-starts a private engine when none is reachable, as root). Marker ``soak`` marks long scenarios, left
-out of the default tier (``pytest scenarios/ -m soak`` runs them); marker ``docker`` marks tests that
-need a Docker engine, run only with ``--backend docker``. Results land in ``reports/<run-id>/<scenario>/``.
+those whatever ``--systems`` says), ``--ledger sqlite|pg|postgresql://...`` (as ``harness run``),
+``--backend docker`` (servers in containers; ``--dockerd auto`` starts a private engine when none is
+reachable, as root). Marker ``soak`` marks long scenarios, left out of the default tier
+(``pytest scenarios/ -m soak`` runs them); marker ``docker`` marks tests that need a Docker engine,
+run only with ``--backend docker``. Results land in ``reports/<run-id>/<scenario>/``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 
 from harness import report
-from harness.ledger import Ledger, sqlite_url
+from harness.external import ENGINES, EngineUnusable, select_engine
+from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import BACKENDS, BackendUnavailable, Session
 from harness.spec import COMPARED, SystemSpec, find_systems
@@ -84,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, help="seed of every scenario (default: the scenario's)")
     group.addoption("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario parameter, e.g. --param rate=50 (repeatable)")
+    group.addoption("--engine", default=None, choices=ENGINES,
+                    help="built (default: the harness's own Hatchet engine) or external: the engine the "
+                         "HATCHET_CLIENT_* variables name (it receives the scenarios' real load)")
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
@@ -91,6 +96,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what runs the servers: local processes (default) or Docker containers")
     group.addoption("--dockerd", choices=("never", "auto"), default="never",
                     help="with --backend docker: `auto` starts a private dockerd (root) when no engine is reachable")
+    group.addoption("--ledger", default="sqlite", metavar="BACKEND",
+                    help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -152,12 +159,17 @@ def harness_docker_host(pytestconfig: pytest.Config, tmp_path_factory: pytest.Te
 
 @pytest.fixture(scope="session")
 def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Session]:
-    """One run id and one set of shared servers for the whole pytest session."""
+    """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
+    try:
+        engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
+        ledger = check_option(pytestconfig.getoption("--ledger"))
+    except (EngineUnusable, LedgerOptionError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     backend = pytestconfig.getoption("--backend")
     if backend == "docker":  # set up first, so torn down last: containers go before a private dockerd stops
         request.getfixturevalue("harness_docker_host")
     try:
-        session = Session(backend=backend)
+        session = Session(engine=engine, ledger=ledger, backend=backend)
     except BackendUnavailable as exc:
         pytest.exit(f"harness: error: {exc}", returncode=2)
     try:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import report, results
+from harness.external import ExternalHatchet
+from harness.ledger import LedgerStore, open_store
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER, LocalBackend, ProcessBackend
 from harness.runner import DriverFactory, Progress, run_scenario
@@ -62,7 +64,8 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver, backend: str = "process") -> None:
+                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None,
+                 ledger: str = "sqlite", backend: str = "process") -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.backend = make_backend(backend, self.run_id, progress)  # first: if it cannot run, nothing is made
@@ -75,8 +78,10 @@ class Session:
         """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
+        self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress)
+        """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
         os.environ[results.ENV_BACKEND] = self.backend.name  # results.json's manifest says which
-        self.infra = Infra(self.root / "logs", progress, backend=self.backend)
+        self.infra = Infra(self.root / "logs", progress, backend=self.backend, engine=engine)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""
@@ -85,15 +90,19 @@ class Session:
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
-        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory)
+        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
+                           ledgers=self.ledgers)
         self.results.append(doc)
         return doc
 
     def close(self) -> None:
         """Stop the shared servers, write the run index (and reports/index.html), point reports/latest here."""
-        secrets = self.infra.secrets()
+        secrets = self.infra.secrets() + self.ledgers.secrets()
         try:
-            self.infra.close()
+            try:
+                self.infra.close()
+            finally:
+                self.ledgers.close()
         finally:
             # The shared servers' logs are linked from reports too: scrub them once they are complete.
             results.redact(self.root, secrets)

@@ -23,6 +23,8 @@ HATCHET_VERSION = "v0.105.0"
 """Hatchet engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0, which we pin."""
 HATCHET_MODULE = "github.com/hatchet-dev/hatchet"
 HATCHET_COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet-admin")
+LOADTEST_COMMAND = "hatchet-loadtest"
+"""Hatchet's own load tester (Go client and worker), built from the same module and tag: the engine's ceiling."""
 TOXIPROXY_VERSION = "v2.12.0"
 """Toxiproxy server tag."""
 TOXIPROXY_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"
@@ -46,8 +48,9 @@ def _tool_dir(tool: str, version: str) -> Path:
 
 
 def hatchet_bin(name: str) -> Path:
-    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`)."""
-    return _require(_tool_dir("hatchet", HATCHET_VERSION) / "bin" / name)
+    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`, or :data:`LOADTEST_COMMAND`)."""
+    tool = "hatchet-loadtest" if name == LOADTEST_COMMAND else "hatchet"  # cached apart: older caches stay valid
+    return _require(_tool_dir(tool, HATCHET_VERSION) / "bin" / name)
 
 
 def toxiproxy_bin() -> Path:
@@ -138,12 +141,13 @@ def _download_module(module: str, version: str) -> Path:
     return Path(info["Dir"])
 
 
-def build_hatchet(out: Path) -> None:
-    """Build the engine, REST API, migrator and admin CLI at the pinned tag with its version stamped in."""
+def build_hatchet(out: Path, commands: tuple[str, ...] = HATCHET_COMMANDS) -> None:
+    """Build the engine, REST API, migrator and admin CLI (or other commands of the module) at the pinned tag,
+    with its version stamped in."""
     _run_with_heartbeat(
-        f"compiling hatchet {HATCHET_VERSION}",
+        f"compiling {', '.join(commands)} {HATCHET_VERSION}",
         [_go(), "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",
-         *[f"./cmd/{c}" for c in HATCHET_COMMANDS]],
+         *[f"./cmd/{c}" for c in commands]],
         cwd=_download_module(HATCHET_MODULE, HATCHET_VERSION), env=_go_env(),
     )
 
@@ -190,6 +194,8 @@ def ensure_docker_tools() -> None:
 def ensure_all() -> None:
     """Build whatever pinned binary is missing (quick when everything is cached)."""
     _build("hatchet", HATCHET_VERSION, build_hatchet, HATCHET_COMMANDS)
+    _build("hatchet-loadtest", HATCHET_VERSION, lambda out: build_hatchet(out, (LOADTEST_COMMAND,)),
+           (LOADTEST_COMMAND,))
     _build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy, ("server",))
 
 
@@ -204,7 +210,8 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     extra = f", toxiproxy-cli, compose {COMPOSE_VERSION}" if docker else ""
-    print(f"tools ready: hatchet {HATCHET_VERSION}, toxiproxy {TOXIPROXY_VERSION}{extra} in {TOOLS_DIR}", flush=True)
+    print(f"tools ready: hatchet {HATCHET_VERSION} (and its loadtest), toxiproxy {TOXIPROXY_VERSION}{extra} in "
+          f"{TOOLS_DIR}", flush=True)
     return 0
 
 

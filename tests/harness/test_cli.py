@@ -10,6 +10,7 @@ import pytest
 
 from harness.catalog import discover
 from harness.cli import select_runs
+from harness.procs import free_port
 from harness.scenario import Scenario
 from harness.spec import PROJECT_ROOT, SystemSpec, find_systems
 
@@ -25,18 +26,21 @@ def test_list_names_every_scenario_and_system() -> None:
     for name in ("baseline", "app-kill", "worker-kill", "calibration", "calibration-kill", "native", "hatchet"):
         assert name in out.stdout
     assert "  calibration        [systems: calibration]" in out.stdout
-    assert "systems (`both`: native, hatchet):" in out.stdout
+    assert "systems (`all`: native, hatchet, celery; `both`: native, hatchet):" in out.stdout
 
 
 def _names(runs: list[tuple[Scenario, list[SystemSpec]]]) -> dict[str, list[str]]:
     return {scenario.name: [s.name for s in specs] for scenario, specs in runs}
 
 
-def test_all_and_both_are_the_native_vs_hatchet_comparison() -> None:
-    runs = _names(select_runs(["all"], "both", discover(), find_systems()))
-    assert "baseline" in runs and "app-kill" in runs
+def test_all_is_the_three_way_comparison_and_both_native_vs_hatchet() -> None:
+    runs = _names(select_runs(["all"], "all", discover(), find_systems()))
+    assert "baseline" in runs and "app-kill" in runs and "broker-restart" in runs
     assert not {"calibration", "calibration-kill"} & set(runs), "calibration runs by name, not in `all`"
-    assert all(systems == ["native", "hatchet"] for systems in runs.values()), runs
+    assert runs["baseline"] == ["native", "hatchet", "celery"], runs
+    assert runs["capacity"] == ["native", "hatchet", "hatchet-naive", "celery"], "variants in `also` follow their base"
+    both = _names(select_runs(["baseline"], "both", discover(), find_systems()))
+    assert both == {"baseline": ["native", "hatchet"]}
 
 
 def test_a_scenario_naming_its_systems_runs_against_them_only() -> None:
@@ -58,11 +62,14 @@ def test_help_explains_every_run_option() -> None:
     ("args", "message"),
     [
         (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
-        (["run", "baseline", "--system", "celery"], "--system 'celery'"),
+        (["run", "baseline", "--system", "rq"], "--system 'rq'"),
+        (["run", "baseline", "--engine", "cloud"], "invalid choice"),
         (["run", "baseline", "--param", "rate"], "expected NAME=VALUE"),
         (["run", "baseline", "--param", "nonsense=1"], "unknown parameter 'nonsense'"),
         (["run", "baseline", "--param", "rate=fast"], "parameter rate: expected float"),
         (["run", "baseline", "--seed", "x"], "invalid int value"),
+        (["run", "baseline", "--ledger", "mysql://h/db"], "--ledger 'mysql://h/db': expected sqlite, pg"),
+        (["up", "--system", "native", "--ledger", "postgres"], "--ledger 'postgres': expected sqlite, pg"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
@@ -74,6 +81,17 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert message in lines[-1], out.stderr
     assert lines[-1].startswith("harness: error:")
     assert "Traceback" not in out.stderr
+
+
+def test_an_unreachable_ledger_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    out = harness("run", "baseline", "--out", str(tmp_path / "out"), "--ledger", f"postgresql://u:s3cret@127.0.0.1:{port}/db")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"harness: error: --ledger postgresql://u@127.0.0.1:{port}/db: "
+                                                   "cannot use it ("), out.stderr
+    assert "s3cret" not in out.stderr + out.stdout
+    assert "starting" not in out.stdout and not (tmp_path / "out").exists()
 
 
 def test_unwritable_out_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -232,7 +232,10 @@ def test_ctrl_c_removes_every_container_of_the_run(harness_docker_host: str, ima
     env = {**os.environ, "DOCKER_HOST": harness_docker_host}
     cli = subprocess.Popen([sys.executable, "-m", "harness", "run", "baseline", "--system", "native", "--backend",
                             "docker", "--param", "duration_s=30", "--out", str(tmp_path / "out")],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT_ROOT)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT_ROOT,
+                           # A shell starting this tier in the background ignores SIGINT, and children inherit
+                           # that: give the harness the terminal's default, as a person's Ctrl-C would find it.
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert cli.stdout is not None
     for line in cli.stdout:
         if "measured load" in line:
