@@ -96,7 +96,7 @@ docker-setup: setup
 	@$(BIN)/python -m harness.tools --docker
 
 docker-test: docker-setup
-	@$(BIN)/pytest --backend docker --dockerd auto --systems native,hatchet $(DOCKER_TIER)
+	@$(BIN)/pytest --backend docker --dockerd auto $(DOCKER_TIER)
 	@$(BIN)/python -m harness.dockerd check
 
 clean:

