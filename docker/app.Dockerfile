@@ -4,9 +4,8 @@
 # Stage `app` (the default): runtime plus the project's code, what docker-compose.yml runs.
 # PYTHON_IMAGE is any Debian-based image whose python3 is 3.11 (tests here use one built from Debian's
 # packages); docker/wheels/ may hold the pinned wheels (the harness fills it; PIP_NO_INDEX=1 then
-# installs from it alone, with no network in the build). --no-deps: requirements.lock is the whole pinned
-# tree, so the image holds exactly the host venv's distributions (Debian's python3 is 3.11.2, and a
-# marker such as redis's `python_full_version < "3.11.3"` must not add packages the lock never pinned).
+# installs from it alone, with no network in the build; it also holds what the lock's packages need on
+# this image's Python only, e.g. async-timeout for redis on Debian's 3.11.2).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS runtime
 ARG PIP_NO_INDEX=
@@ -14,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH
 COPY requirements.lock /tmp/harness/requirements.lock
 COPY docker/wheels/ /tmp/harness/wheels/
 RUN python3 -m venv /opt/venv \
- && PIP_FIND_LINKS=/tmp/harness/wheels /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps \
+ && PIP_FIND_LINKS=/tmp/harness/wheels /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
       -r /tmp/harness/requirements.lock \
  && rm -rf /tmp/harness
 

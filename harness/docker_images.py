@@ -213,26 +213,65 @@ def _debootstrap(tarball: Path, progress: Progress) -> None:
     progress(f"root file system ready in {time.monotonic() - t0:.0f}s")
 
 
-def wheelhouse(progress: Progress) -> Path:
-    """The pinned wheels of requirements.lock, made once by the host's pip (its cache) per lock file."""
+def image_python(client: Any, image: str) -> str:
+    """The version of ``python3`` in an image (e.g. ``3.11.2`` for Debian bookworm's)."""
+    out = client.containers.run(image, ["python3", "-c", "import platform; print(platform.python_version())"],
+                                entrypoint=[], network_mode="none", remove=True)
+    return str(out.decode().strip())
+
+
+def marker_extras(version: str, lock: Path) -> list[str]:
+    """Requirements the locked distributions add on Python ``version`` beyond the lock itself.
+
+    The lock is the whole tree on the host's Python; an environment marker (redis's
+    ``async-timeout; python_full_version < "3.11.3"``) can ask for more on an older interpreter.
+    """
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    env = {k: str(v) for k, v in default_environment().items()} | {
+        "python_full_version": version, "python_version": version.rsplit(".", 1)[0], "extra": ""}
+    locked = [line.split("==")[0].strip() for line in lock.read_text().splitlines() if "==" in line]
+    names = {canonicalize_name(n) for n in locked}
+    extras = set()
+    for name in locked:
+        for text in metadata.distribution(name).requires or []:
+            req = Requirement(text)
+            if canonicalize_name(req.name) not in names and req.marker is not None and req.marker.evaluate(env):
+                req.marker = None
+                extras.add(str(req))
+    return sorted(extras)
+
+
+def wheelhouse(progress: Progress, python: str) -> Path:
+    """The pinned wheels of requirements.lock, made once by the host's pip (its cache), plus what they need on
+    the image's Python ``python`` alone (:func:`marker_extras`)."""
     lock = PROJECT_ROOT / "requirements.lock"
-    out = tools.CACHE_DIR / f"wheels-{_hash([lock])}"
+    out = tools.CACHE_DIR / f"wheels-{_hash([lock, python])}"
     if (out / ".complete").exists():
         return out
     progress("collecting the pinned wheels for the apps' image (pip wheel)")
     shutil.rmtree(out, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                           "--wheel-dir", str(out), "-r", str(lock)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise ImageError(f"pip wheel -r requirements.lock failed: {tail}")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    steps = [[*pip, "wheel", "--quiet", "--wheel-dir", str(out), "-r", str(lock)]]
+    if extras := marker_extras(python, lock):
+        steps.append([*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(out), *extras])
+    for argv in steps:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise ImageError(f"{' '.join(argv[3:5])} for the apps' image failed: {tail}")
     (out / ".complete").touch()
     return out
 
 
 def app_image(client: Any, base: str, progress: Progress, with_code: bool = False) -> str:
     """The apps' image from docker/app.Dockerfile: stage ``runtime`` (dependencies), or ``app`` with the code."""
-    context = {"requirements.lock": PROJECT_ROOT / "requirements.lock", "docker/wheels": wheelhouse(progress)}
+    wheels = wheelhouse(progress, image_python(client, base))
+    context = {"requirements.lock": PROJECT_ROOT / "requirements.lock", "docker/wheels": wheels}
     if with_code:
         context |= {name: PROJECT_ROOT / name for name in ("pyproject.toml", "apps", "harness")}
     return build(client, "harness/app" if with_code else "harness/app-runtime", DOCKER_DIR / "app.Dockerfile",

@@ -13,7 +13,7 @@ import pytest
 
 from harness import tools
 from harness.docker_backend import connect
-from harness.docker_images import Images, app_image, ensure, inputs_hash
+from harness.docker_images import Images, app_image, ensure, inputs_hash, marker_extras
 from harness.procs import free_port
 from harness.spec import PROJECT_ROOT
 
@@ -93,3 +93,11 @@ def test_compose_up_wait_brings_every_service_healthy(compose_env: tuple[dict[st
         effects = _compose("exec", "-T", "native-api", "python", "-c", count, env=env, project=project).stdout.strip()
         time.sleep(0.5)
     assert effects == "1 1", f"effects of compose-1 (native, hatchet): {effects!r}"
+
+
+def test_marker_extras_are_what_an_older_python_adds(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("redis==8.1.0\n")
+    # redis asks for async-timeout below Python 3.11.3 only (Debian bookworm's python3 is 3.11.2).
+    assert marker_extras("3.11.2", lock) == ["async-timeout>=4.0.3"]
+    assert marker_extras("3.11.7", lock) == []
