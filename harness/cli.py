@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from harness import report
+from harness import plan, report
 from harness.catalog import discover
 from harness.checker import IdentityError
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
-from harness.scenario import ParamError, Params, Scenario
+from harness.scenario import LIMITS, ParamError, Params, Scenario
 from harness.session import Session
 from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
 from harness.stack import Stack
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check every parameter and print the plan (systems, load, fault schedule, params); "
+                          "start nothing")
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
     up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
@@ -77,10 +80,10 @@ def _cmd_list() -> int:
     print(f"systems (`both`: {', '.join(COMPARED)}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
-    print("parameters (--param NAME=VALUE):")
+    print("parameters (--param NAME=VALUE; a scenario may change the default):")
     defaults = Params()
-    for name in defaults.__dataclass_fields__:
-        print(f"  {name:<20} default {getattr(defaults, name)!r}")
+    for name, limit in LIMITS.items():
+        print(f"  {name:<20} default {getattr(defaults, name)!r:<8} {limit.describe(allow_long=False)}")
     return 0
 
 
@@ -134,7 +137,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
+    if args.dry_run:
+        print("dry run: nothing is started", *(plan.describe(*p) for p in plans), sep="\n", flush=True)
+        return 0
     out = _writable_dir(args.out) if args.out else None
+    _stop_on_sigterm()
     with Session(root=out) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
@@ -169,6 +176,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
     out = _writable_dir(args.out) if args.out else None
+    _stop_on_sigterm()
     with Session(root=out) as session:
         run_dir = session.root / spec.name
         ledger = Ledger.create(run_dir / "ledger.db")
@@ -198,10 +206,14 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: stacks and servers stop
 
 
+def _stop_on_sigterm() -> None:
+    """From here on SIGTERM unwinds like Ctrl-C (set only by commands that start processes)."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script and ``python -m harness``."""
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "list":
             return _cmd_list()

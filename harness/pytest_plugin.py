@@ -90,11 +90,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    overrides = _overrides(config)
     for item in items:
         scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
-        if isinstance(scenario, Scenario) and scenario.tier == "soak":
-            item.add_marker(pytest.mark.soak)
+        if isinstance(scenario, Scenario):
+            if scenario.tier == "soak":
+                item.add_marker(pytest.mark.soak)
+            _checked(scenario, overrides)  # every collected scenario, before any test starts a process
+
+
+def _checked(scenario: Scenario, overrides: dict[str, Any]) -> Params:
+    """The scenario's params with these overrides; a bad one is a usage error (one line, nothing run)."""
+    try:
+        return scenario.params(overrides)
+    except ParamError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _overrides(config: pytest.Config) -> dict[str, str]:
@@ -136,10 +147,7 @@ def run_scenario(harness_session: Session, harness_systems: list[SystemSpec],
     """Run a scenario against the selected systems (or the ones it names); prints the comparison table."""
 
     def run(scenario: Scenario, **overrides: Any) -> Outcome:
-        try:
-            params = scenario.params({**overrides, **_overrides(pytestconfig)})
-        except ParamError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        params = _checked(scenario, {**overrides, **_overrides(pytestconfig)})
         known = find_systems()
         names = scenario.systems_for([s.name for s in harness_systems])
         if missing := [n for n in names if n not in known]:
