@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from apps.common.contract import TaskConfig
-from harness.faults import Fault
 from harness.catalog import discover
+from harness.faults import Fault
 from harness.scenario import LIMITS, ParamError, Params, Scenario
 from harness.schedule import AfterAccepted, At, Every, Step, WhenInFlight
 
