@@ -14,7 +14,6 @@ import random
 import time
 
 import httpx
-from pydantic import BaseModel, Field
 
 from apps.common.contract import ENV_DOWNSTREAM, TaskConfig, TaskRequest
 from harness.ledger import Recorder
@@ -22,25 +21,6 @@ from harness.ledger import Recorder
 
 class JobFailure(RuntimeError):
     """The job failed on purpose (the scenario asked for it)."""
-
-
-class JobParams(BaseModel):
-    """What one task asks its job to do."""
-
-    duration_s: float = Field(default=0.1, ge=0, le=3600)
-    """Work time: sleep for ``sleep`` jobs, busy CPU for ``cpu`` jobs."""
-    fail_p: float = Field(default=0.0, ge=0, le=1)
-    """Probability that an attempt raises after its work."""
-    fail_first: int = Field(default=0, ge=0)
-    """The first N attempts raise, whatever fail_p says."""
-    hang_p: float = Field(default=0.0, ge=0, le=1)
-    """Probability that an attempt hangs for hang_s before its work."""
-    hang_s: float = Field(default=0.0, ge=0, le=3600)
-    """How long a hanging attempt hangs."""
-    hang_ignores_cancel: bool = False
-    """Hang in a thread the event loop cannot cancel (a blocking call that ignores timeouts)."""
-    downstream: bool = False
-    """Call the downstream service before recording the effect."""
 
 
 def _draw(seed: int, task_id: str, attempt: int, what: str) -> float:
@@ -92,7 +72,7 @@ async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
     rec = recorder()
     rec.started(req.task_id, attempt)
     try:
-        params = JobParams(**req.params)
+        params = req.params
         if params.hang_p and _draw(config.seed, req.task_id, attempt, "hang") < params.hang_p:
             await _hang(params.hang_s, ignore_cancel=params.hang_ignores_cancel)
         if req.kind == "cpu":

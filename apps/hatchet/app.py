@@ -8,13 +8,13 @@ import logging
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from apps.common.contract import TaskRequest
+from apps.common.contract import TaskRequest, refuse_malformed
 from apps.hatchet.tasks import job
 
 TRIGGER_TIMEOUT_S = 5.0
 """Longest a trigger may take before the API answers 503 (the engine may still have it)."""
 
-app = FastAPI(title="Hatchet system API")
+app = refuse_malformed(FastAPI(title="Hatchet system API"))
 log = logging.getLogger("apps.hatchet.app")
 
 
