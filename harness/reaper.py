@@ -1,9 +1,13 @@
-"""The reaper: a watchdog process that kills every process group of a run once the harness is gone.
+"""The reaper: a watchdog process that cleans up after a run once the harness is gone, however it went.
 
 The harness starts one reaper per Python process and tells it, over a pipe, the process group
-of each child it starts (and forgets). When the pipe closes (the harness exited, crashed, or was
-SIGKILLed) the reaper SIGKILLs every group still registered, then every process that carries the
-run's marker (``HARNESS_RUN_ROOT``), so no server outlives a run.
+of each child it starts (and forgets), the run markers (``HARNESS_RUN_ROOT``) its processes carry,
+and the directories to remove with the run (the private state directory). While the harness
+lives, the reaper notes once a second which shared memory its run's processes map or create
+(:mod:`harness.leftovers`). When the pipe closes (the harness exited, raised, was interrupted or
+SIGKILLed) the reaper SIGKILLs every group still registered, then every process that carries a
+run marker, waits for them to go, and removes the directories and the shared memory segments and
+semaphores those processes left, so neither a server nor its files outlive a run.
 """
 
 from __future__ import annotations
@@ -13,16 +17,27 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import IO
+
+from harness.leftovers import Owned
+
+OBSERVE_S = 1.0
+"""How often the reaper notes the shared memory of the run's processes."""
+GONE_TIMEOUT_S = 10.0
+"""Longest wait, after the kill, for the run's processes to be gone before their files are removed."""
 
 _lock = threading.Lock()
 _pipe: IO[str] | None = None
 _owner_pid: int | None = None
+_marker_sent: str | None = None
 
 
 def _ensure() -> IO[str]:
-    """Start this process's reaper on first use (again after a fork)."""
-    global _pipe, _owner_pid
+    """Start this process's reaper on first use (again after a fork); tell it the current run marker."""
+    global _pipe, _owner_pid, _marker_sent
     if _pipe is None or _owner_pid != os.getpid():
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.reaper"],
@@ -32,16 +47,26 @@ def _ensure() -> IO[str]:
             close_fds=True,
         )
         assert proc.stdin is not None
-        _pipe, _owner_pid = proc.stdin, os.getpid()
+        _pipe, _owner_pid, _marker_sent = proc.stdin, os.getpid(), None
+    from harness.procs import RUN_MARKER  # here: procs imports this module
+
+    marker = os.environ.get(RUN_MARKER)
+    if marker and marker != _marker_sent and "\n" not in marker:
+        _pipe.write(f"r{marker}\n")  # a later session of this process has its own marker
+        _marker_sent = marker
     return _pipe
+
+
+def _send(line: str) -> None:
+    with _lock:
+        pipe = _ensure()
+        pipe.write(line + "\n")
+        pipe.flush()
 
 
 def watch(pgid: int) -> None:
     """Register a process group to be killed if this process dies before it forgets it."""
-    with _lock:
-        pipe = _ensure()
-        pipe.write(f"+{pgid}\n")
-        pipe.flush()
+    _send(f"+{pgid}")
 
 
 def forget(pgid: int) -> None:
@@ -56,38 +81,132 @@ def forget(pgid: int) -> None:
             pass
 
 
+def remove_with_run(path: Path) -> None:
+    """Have directory path removed when this process ends, whatever way (its owner removes it earlier if it can)."""
+    text = str(path.resolve())
+    if "\n" in text:
+        raise ValueError(f"cannot register a path with a newline: {text!r}")
+    _send(f"d{text}")
+
+
+class _Reaper:
+    """The reaper's state: registered groups and markers, and what the run's processes own."""
+
+    def __init__(self) -> None:
+        from harness.procs import RUN_MARKER  # here: procs imports this module
+
+        self.marker = RUN_MARKER
+        self.groups: set[int] = set()
+        self.roots: set[str] = {os.environ[RUN_MARKER]} if os.environ.get(RUN_MARKER) else set()
+        self.owned = Owned()
+        self.lock = threading.Lock()  # messages vs. scans
+        self.scan = threading.Lock()  # the observer's scan vs. the final one
+        self.done = threading.Event()
+        self._ours: dict[int, bool] = {}  # pid -> carries a marker (pids are not reused within a second)
+
+    def handle(self, line: str) -> None:
+        """Apply one message of the pipe."""
+        kind, arg = line[:1], line[1:]
+        with self.lock:
+            if kind == "+":
+                self.groups.add(int(arg))
+            elif kind == "-":
+                self.groups.discard(int(arg))
+            elif kind == "r":
+                self.roots.add(arg)
+                self._ours = {pid: ours for pid, ours in self._ours.items() if ours}  # re-check the others
+            elif kind == "d":
+                self.owned.dirs.add(arg)
+
+    def ours(self) -> list[int]:
+        """Live processes of the run: in a registered group, or carrying one of its markers."""
+        with self.lock:
+            groups, needles = set(self.groups), {f"{self.marker}={r}".encode() for r in self.roots}
+        pids = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
+        alive = set(pids)
+        self._ours = {pid: v for pid, v in self._ours.items() if pid in alive}
+        found = []
+        for pid in pids:
+            if pid not in self._ours:
+                self._ours[pid] = _marked(pid, needles)
+            if self._ours[pid] or _pgid(pid) in groups:
+                found.append(pid)
+        return found
+
+    def observe_forever(self) -> None:
+        """Note what the run's processes map, once a second, until the harness is gone."""
+        while not self.done.wait(OBSERVE_S):
+            with self.scan:
+                self.owned.observe(self.ours())
+
+    def finish(self) -> None:
+        """The harness is gone: kill what is left of the run, then remove what it left behind."""
+        self.done.set()
+        with self.scan:
+            self.owned.observe(self.ours())  # a last look before the kill: what they map now is theirs
+            for pgid in self.groups:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self._sweep()
+            deadline = time.monotonic() + GONE_TIMEOUT_S
+            while _alive(self.ours()) and time.monotonic() < deadline:
+                self._sweep()
+                time.sleep(0.05)
+            self.owned.release()  # what a process that refused to die still maps stays: release checks
+
+    def _sweep(self) -> None:
+        """Kill what carries a marker: a child forked just as the harness died was never registered."""
+        self._ours.clear()  # after a kill, new pids: look again
+        for pid in self.ours():
+            try:
+                if os.getpgid(pid) == pid:  # a group leader the harness started: its children go with it
+                    os.killpg(pid, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _marked(pid: int, needles: set[bytes]) -> bool:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(n in env for n in needles)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _alive(pids: Iterable[int]) -> list[int]:
+    """Those of pids still running (a zombie maps nothing and holds nothing: it is gone for us)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out
+
+
 def _main() -> None:
     # The reaper must outlive the harness's own Ctrl-C and terminal hang-up.
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    groups: set[int] = set()
+    reaper = _Reaper()
+    threading.Thread(target=reaper.observe_forever, name="observe", daemon=True).start()
     for line in sys.stdin:
-        line = line.strip()
-        if line.startswith("+"):
-            groups.add(int(line[1:]))
-        elif line.startswith("-"):
-            groups.discard(int(line[1:]))
-    for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    _sweep()
-
-
-def _sweep() -> None:
-    """Kill what carries this run's marker: a child forked just as the harness died was never registered."""
-    from harness.procs import RUN_MARKER, processes_marked  # here: procs imports this module
-
-    root = os.environ.get(RUN_MARKER)
-    for pid, _ in processes_marked(root) if root else []:
-        try:
-            if os.getpgid(pid) == pid:  # a group leader the harness started: its children go with it
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if line := line.rstrip("\n"):
+            reaper.handle(line)
+    reaper.finish()
 
 
 if __name__ == "__main__":

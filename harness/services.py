@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import netns, tools
+from harness import netns, reaper, tools
 from harness.links import Link, Toxiproxy
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
@@ -265,7 +265,8 @@ class Infra:
         self.backend: ProcessBackend = backend or LocalBackend()
         """Runs every server of the session (local processes by default)."""
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-state-"))
-        """Private state (database files, engine keys); removed at close."""
+        """Private state (database files, engine keys); removed at close, or by the reaper if the harness dies."""
+        reaper.remove_with_run(self.state_dir)
         os.chmod(self.state_dir, 0o755)  # Postgres runs as another user below it
         self.progress = progress
         """Callback for one-line progress messages."""

@@ -1,0 +1,194 @@
+"""What a run's processes leave behind outside the run directory, and its safe removal.
+
+A process killed with SIGKILL cannot clean up: Postgres leaves its dynamic shared memory segments
+(``/dev/shm/PostgreSQL.*``) and its System V segment, Python's multiprocessing (the Hatchet
+worker's listener) leaves named semaphores (``/dev/shm/sem.mp-*``). Several runs may share the
+machine, so nothing is removed on its name alone: :class:`Owned` records what the run's own
+processes map (their ``/proc/<pid>/maps``) or create (System V ``cpid``) while they live, and
+:meth:`Owned.release` removes only those, and only once no live process maps or holds them open.
+The reaper (:mod:`harness.reaper`) drives it, so this happens on every path out of a run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHM_DIR = Path("/dev/shm")
+"""Where POSIX shared memory segments and named semaphores live (tmpfs)."""
+SYSV_SHM = Path("/proc/sysvipc/shm")
+"""The kernel's table of System V shared memory segments."""
+_IPC_RMID = 0
+_SHM_PREFIX = str(SHM_DIR) + "/"
+
+
+def _shm_name(path: str) -> str | None:
+    """The entry name of a path that is a live top-level file in /dev/shm, else None."""
+    if not path.startswith(_SHM_PREFIX) or path.endswith(" (deleted)"):
+        return None
+    name = path[len(_SHM_PREFIX):]
+    return name if name and "/" not in name else None
+
+
+def mapped_by(pid: int) -> set[str]:
+    """Names of the /dev/shm entries process pid has mapped (empty if it is gone or unreadable)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_bytes()
+    except OSError:
+        return set()
+    if _SHM_PREFIX.encode() not in maps:
+        return set()
+    names = set()
+    for line in maps.decode(errors="replace").splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and (name := _shm_name(parts[5])):
+            names.add(name)
+    return names
+
+
+def opened_by(pid: int) -> set[str]:
+    """Names of the /dev/shm entries process pid holds open (shm_open before mmap, say)."""
+    names = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if name := _shm_name(target):
+            names.add(name)
+    return names
+
+
+def in_use() -> tuple[set[str], bool]:
+    """/dev/shm entries any live process maps or holds open, and whether every process could be read."""
+    names: set[str] = set()
+    complete = True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            os.listdir(f"/proc/{pid}/fd")
+        except PermissionError:
+            complete = False  # another user's process: see release()
+            continue
+        except OSError:
+            continue
+        names |= mapped_by(pid) | opened_by(pid)
+    return names, complete
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One System V shared memory segment (a line of /proc/sysvipc/shm)."""
+
+    shmid: int
+    """Its id (what shmctl takes)."""
+    key: int
+    """Its key."""
+    cpid: int
+    """Process that created it."""
+    nattch: int
+    """Processes attached to it now."""
+
+
+def sysv_segments() -> list[Segment]:
+    """Every System V shared memory segment of this IPC namespace."""
+    try:
+        lines = SYSV_SHM.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        f = line.split()
+        if len(f) >= 7:
+            out.append(Segment(shmid=int(f[1]), key=int(f[0]), cpid=int(f[4]), nattch=int(f[6])))
+    return out
+
+
+def _remove_segment(shmid: int) -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.shmctl(ctypes.c_int(shmid), ctypes.c_int(_IPC_RMID), None)) == 0
+
+
+@dataclass
+class Released:
+    """What one :meth:`Owned.release` removed, and what it left because something still used it."""
+
+    shm: list[str] = field(default_factory=list)
+    """/dev/shm entries removed."""
+    segments: list[int] = field(default_factory=list)
+    """System V segments removed (shmid)."""
+    dirs: list[str] = field(default_factory=list)
+    """Directories removed."""
+    busy: list[str] = field(default_factory=list)
+    """Entries left: a live process still maps or holds them (or might: see release)."""
+
+
+@dataclass
+class Owned:
+    """IPC objects and directories of one run, collected while its processes live."""
+
+    shm: set[str] = field(default_factory=set)
+    """/dev/shm entries one of the run's processes mapped."""
+    segments: dict[int, int] = field(default_factory=dict)
+    """System V segments one of the run's processes created: shmid -> key."""
+    dirs: set[str] = field(default_factory=set)
+    """Directories to remove with the run (the private state directory)."""
+
+    def observe(self, pids: Iterable[int]) -> None:
+        """Record what these processes (the run's) map or hold now, and the segments they created."""
+        ours = set(pids)
+        for pid in ours:
+            self.shm |= mapped_by(pid) | opened_by(pid)
+        for seg in sysv_segments():
+            if seg.cpid in ours:
+                self.segments[seg.shmid] = seg.key
+
+    def release(self) -> Released:
+        """Remove what the run owned and nobody uses any more; keep the rest owned (a later call may free it)."""
+        done = Released()
+        used, complete = in_use()
+        for name in sorted(self.shm):
+            path = SHM_DIR / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                self.shm.discard(name)
+                continue
+            # An unreadable process (another user's) could map the entry only if its mode let it.
+            shared = not complete and stat.S_IMODE(st.st_mode) & 0o077
+            if name in used or shared or not stat.S_ISREG(st.st_mode):
+                done.busy.append(name)
+                continue
+            try:
+                path.unlink()
+                done.shm.append(name)
+            except FileNotFoundError:
+                pass
+            self.shm.discard(name)
+        live = {s.shmid: s for s in sysv_segments()}
+        for shmid, key in sorted(self.segments.items()):
+            seg = live.get(shmid)
+            if seg is None or seg.key != key:  # gone, or the id now names someone else's segment
+                del self.segments[shmid]
+            elif seg.nattch > 0:
+                done.busy.append(f"sysv shmid {shmid}")
+            elif _remove_segment(shmid):
+                done.segments.append(shmid)
+                del self.segments[shmid]
+        for d in sorted(self.dirs):
+            if os.path.lexists(d):
+                shutil.rmtree(d, ignore_errors=True)
+                done.dirs.append(d)
+            self.dirs.discard(d)
+        return done
