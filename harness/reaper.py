@@ -102,7 +102,8 @@ class _Reaper:
         self.lock = threading.Lock()  # messages vs. scans
         self.scan = threading.Lock()  # the observer's scan vs. the final one
         self.done = threading.Event()
-        self._ours: dict[int, bool] = {}  # pid -> carries a marker (pids are not reused within a second)
+        # pid -> (carries a marker, parent) when first seen; pids are not reused within a second
+        self._seen: dict[int, tuple[bool, int | None]] = {}
 
     def handle(self, line: str) -> None:
         """Apply one message of the pipe."""
@@ -114,24 +115,31 @@ class _Reaper:
                 self.groups.discard(int(arg))
             elif kind == "r":
                 self.roots.add(arg)
-                self._ours = {pid: ours for pid, ours in self._ours.items() if ours}  # re-check the others
+                self._seen = {pid: seen for pid, seen in self._seen.items() if seen[0]}  # re-check the others
             elif kind == "d":
                 self.owned.dirs.add(arg)
 
     def ours(self) -> list[int]:
-        """Live processes of the run: in a registered group, or carrying one of its markers."""
+        """Live processes of the run: in a registered group, carrying one of its markers, or a child of one.
+
+        Children count because some servers start theirs in new sessions (Postgres's backends call
+        setsid) and a run started without a session (a test's Infra) carries no marker.
+        """
         with self.lock:
             groups, needles = set(self.groups), {f"{self.marker}={r}".encode() for r in self.roots}
         pids = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
         alive = set(pids)
-        self._ours = {pid: v for pid, v in self._ours.items() if pid in alive}
-        found = []
+        self._seen = {pid: seen for pid, seen in self._seen.items() if pid in alive}
         for pid in pids:
-            if pid not in self._ours:
-                self._ours[pid] = _marked(pid, needles)
-            if self._ours[pid] or _pgid(pid) in groups:
-                found.append(pid)
-        return found
+            if pid not in self._seen:
+                self._seen[pid] = (_marked(pid, needles), _ppid(pid))
+        found = {pid for pid in pids if self._seen[pid][0] or _pgid(pid) in groups}
+        grew = True
+        while grew:  # the parent recorded when first seen: a child keeps counting after its parent died
+            more = {pid for pid in pids if pid not in found and self._seen[pid][1] in found}
+            found |= more
+            grew = bool(more)
+        return sorted(found)
 
     def observe_forever(self) -> None:
         """Note what the run's processes map, once a second, until the harness is gone."""
@@ -158,7 +166,7 @@ class _Reaper:
 
     def _sweep(self) -> None:
         """Kill what carries a marker: a child forked just as the harness died was never registered."""
-        self._ours.clear()  # after a kill, new pids: look again
+        self._seen.clear()  # after a kill, new pids: look again
         for pid in self.ours():
             try:
                 if os.getpgid(pid) == pid:  # a group leader the harness started: its children go with it
@@ -175,6 +183,13 @@ def _marked(pid: int, needles: set[bytes]) -> bool:
     except OSError:
         return False
     return any(n in env for n in needles)
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pgid(pid: int) -> int | None:
