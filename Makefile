@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (Python 3.11 and Go on PATH, nothing else):
-#   make report   set up, run every default-tier scenario against both systems, print the report path
+#   make report   set up, run every default-tier scenario against native, Hatchet and Celery, print the report path
 #   make test     set up, run the unit tests and `pytest scenarios/` on the real stack
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,18 +7,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser report test unit scenarios lint bench bench-tier clean
+.PHONY: help setup venv tools browser servers report test unit scenarios lint bench bench-tier clean
 
 help:
-	@echo "make report   set up and run every scenario against both systems; prints the report path"
+	@echo "make report   set up and run every scenario against native, Hatchet and Celery; prints the report path"
 	@echo "make test     set up and run unit tests plus pytest scenarios/ (real Postgres, Hatchet, workers)"
 	@echo "make lint     ruff and mypy"
 	@echo "make bench    set up and measure the harness's own cost and spread (writes reports/bench/bench-<time>.json)"
 	@echo "make bench-tier  time the default tier, pytest scenarios/ (long)"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
+	@echo "make servers  only install the servers systems bring (Debian's redis-server for Celery) if missing"
 
-setup: venv tools browser
+setup: venv tools browser servers
 
 venv: $(VENV_STAMP)
 
@@ -44,13 +45,24 @@ browser:
 	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
 	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
 
+# Servers systems bring themselves (apps/*/system.toml [[server]]): Celery's Redis broker is Debian's redis-server.
+# The package's own service is stopped if apt started it: the harness starts its own Redis with each run.
+REDIS := /usr/bin/redis-server
+
+servers:
+	@[ -x $(REDIS) ] || { echo "==> installing Debian's redis-server (Celery's broker; the harness starts it per run)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; } \
+	    > /tmp/harness-apt-redis.log 2>&1 && [ -x $(REDIS) ] \
+	  || { echo "error: could not install redis-server with apt-get (see /tmp/harness-apt-redis.log)"; exit 1; }; \
+	  $(SUDO) service redis-server stop > /dev/null 2>&1 || true; }
+
 report: setup
-	@$(BIN)/harness run all --system both
+	@$(BIN)/harness run all --system all
 
 test: setup
 	@$(BIN)/pytest
 
-unit: venv browser
+unit: venv browser servers
 	@$(BIN)/pytest tests
 
 scenarios: setup

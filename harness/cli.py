@@ -24,7 +24,7 @@ from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import LIMITS, ParamError, Params, Scenario
 from harness.session import Session
-from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
+from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
 from harness.stack import Stack
 from harness.tools import ToolMissing
 
@@ -48,9 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="scenario names (see `harness list`), or `all` for every default-tier scenario of the "
                           "native-vs-Hatchet comparison (scenarios naming their own systems, e.g. calibration, "
                           "run by name)")
-    run.add_argument("--system", default="both",
-                     help="native, hatchet, both (default: native and hatchet), or a comma-separated list of "
-                          "system names; a scenario naming its own systems (calibration) ignores it")
+    run.add_argument("--system", default="all",
+                     help="all (default: native, hatchet and celery), both (native and hatchet), or a comma-separated "
+                          "list of system names; a scenario naming its own systems (calibration) ignores it")
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
@@ -77,7 +77,7 @@ def _cmd_list() -> int:
         tier = "" if s.tier == "default" else f" [{s.tier}]"
         own = f" [systems: {','.join(s.systems)}]" if s.systems is not None else ""
         print(f"  {s.name:<18}{tier}{own} {s.fault}")
-    print(f"systems (`both`: {', '.join(COMPARED)}):")
+    print(f"systems (`all`: {', '.join(COMPARED)}; `both`: {', '.join(SELECTIONS['both'])}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
     print("parameters (--param NAME=VALUE; a scenario may change the default):")
@@ -101,10 +101,11 @@ def _writable_dir(path: Path) -> Path:
 
 def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Scenario],
                 systems: dict[str, SystemSpec]) -> list[tuple[Scenario, list[SystemSpec]]]:
-    """Each scenario to run with its systems: ``all`` and ``both`` mean the native-vs-Hatchet comparison.
+    """Each scenario to run with its systems.
 
-    ``all`` is every default-tier scenario that does not name its own systems; ``both`` is native and
-    Hatchet; a scenario naming its systems (calibration) runs against those whatever ``--system`` says.
+    Scenario ``all`` is every default-tier scenario that does not name its own systems; system ``all``
+    is the compared systems (native, Hatchet, Celery), ``both`` native and Hatchet; a scenario naming its
+    systems (calibration) runs against those whatever ``--system`` says.
     """
     # A calibration scenario in `all` would add its system to the comparison's report: it runs by name.
     everything = [n for n in known if known[n].tier == "default" and known[n].systems is None]
@@ -112,10 +113,10 @@ def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Sce
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r} (known: {', '.join(known)})")
-    wanted = list(COMPARED) if system_arg == "both" else [s.strip() for s in system_arg.split(",") if s.strip()]
+    wanted = list(SELECTIONS.get(system_arg) or [s.strip() for s in system_arg.split(",") if s.strip()])
     bad = [s for s in wanted if s not in systems]
     if bad or not wanted:
-        raise UsageError(f"--system {system_arg!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+        raise UsageError(f"--system {system_arg!r}: expected all, both or names among {', '.join(systems)}")
     runs = []
     for name in names:
         chosen = known[name].systems_for(wanted)

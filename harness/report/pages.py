@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.report import assets
+from harness.report import assets, capacity
 from harness.report.charts import Spec, cdf_chart, share_ranges, time_charts, trend_charts
 from harness.report.metrics import METRIC_GROUPS, applicable, difference, fmt, judge, ordered_runs, share
 from harness.report.series import RunSeries
@@ -286,16 +286,18 @@ def render_scenario(view: ScenarioView) -> str:
     """A scenario's page: headline, charts, drill-down, manifest and raw data."""
     doc = view.doc
     charts_html, specs = _charts(view)
+    capacity_html, capacity_specs = capacity.section(doc)
     body = (f"<nav>{_links(view.nav)}</nav><h1>{esc(doc['scenario'])}</h1>"
             f"<p><b>Fault:</b> {esc(doc.get('fault', ''))}<br><b>Claim:</b> {esc(doc.get('claim', ''))}<br>"
             f"<b>Seed</b> {esc(doc.get('seed'))} · <b>started</b> {esc(doc.get('started_at', ''))} · "
             f"<b>git</b> <code>{esc((doc.get('manifest') or {}).get('git_sha', '?'))}</code></p>"
-            f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}"
+            f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}{capacity_html}"
             f"<h2>Faults</h2>{_faults_list(ordered_runs(doc))}"
             f"<h2>Over time</h2>{charts_html}"
             f"<h2>Lost and duplicated tasks</h2>{_drilldown(view)}"
             f"<h2>Manifest</h2>{_manifest(doc)}<h2>Raw data</h2>{_files(view.files)}")
-    return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body, specs)
+    return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body,
+                [*capacity_specs, *specs])
 
 
 def _summary_cells(doc: dict[str, Any]) -> str:

@@ -164,7 +164,7 @@ def test_hostile_bodies_get_4xx_and_never_run(live: Stack) -> None:
             statuses[status] = statuses.get(status, 0) + 1
             assert 400 <= status < 500, (live.spec.name, status, body[:80])
 
-        @settings(max_examples=150, deadline=None, database=None,
+        @settings(max_examples=100, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
         @given(body=BODIES)
         def fuzz(body: bytes) -> None:
