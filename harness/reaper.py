@@ -165,8 +165,7 @@ class _Reaper:
             self.owned.release()  # what a process that refused to die still maps stays: release checks
 
     def _sweep(self) -> None:
-        """Kill what carries a marker: a child forked just as the harness died was never registered."""
-        self._seen.clear()  # after a kill, new pids: look again
+        """Kill the run's processes: also a child forked just as the harness died (never registered)."""
         for pid in self.ours():
             try:
                 if os.getpgid(pid) == pid:  # a group leader the harness started: its children go with it
