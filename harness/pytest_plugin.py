@@ -90,14 +90,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    overrides = _overrides(config)
+def _scenario_of(item: pytest.Item) -> Scenario | None:
+    scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
+    return scenario if isinstance(scenario, Scenario) else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
-        if isinstance(scenario, Scenario):
-            if scenario.tier == "soak":
-                item.add_marker(pytest.mark.soak)
-            _checked(scenario, overrides)  # every collected scenario, before any test starts a process
+        if (scenario := _scenario_of(item)) is not None and scenario.tier == "soak":
+            item.add_marker(pytest.mark.soak)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check --param against every scenario that will run (not the deselected ones) before any starts."""
+    overrides = _overrides(session.config)
+    for item in session.items:
+        if (scenario := _scenario_of(item)) is not None:
+            _checked(scenario, overrides)
 
 
 def _checked(scenario: Scenario, overrides: dict[str, Any]) -> Params:
