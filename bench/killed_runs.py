@@ -8,8 +8,9 @@ and then looks for what the run left: processes carrying its marker, entries in 
 a short version in ``make test``; README quotes the 20-run figure.
 
 What belongs to the run is established apart from the harness's own bookkeeping: the run gets a
-private ``TMPDIR`` (so every temp entry in it is the run's), and a watcher here notes, every 0.1 s,
-the ``/dev/shm`` entries and System V segments of the processes that carry the run's marker. Other
+private ``TMPDIR`` (so every temp entry in it is the run's), and a watcher here notes the ``/dev/shm``
+entries and System V segments of the processes that carry the run's marker whenever /dev/shm or the
+System V table changes (checked every 0.05 s), and once a second. Other
 runs on the machine may create and leave entries at the same time; those are counted apart
 (``foreign_new``), never as this run's.
 """
@@ -86,7 +87,12 @@ class Outcome:
 
 
 class Watcher(threading.Thread):
-    """Notes the /dev/shm entries and System V segments of the processes carrying a marker, every 0.1 s."""
+    """Notes the /dev/shm entries and System V segments of the processes carrying a marker.
+
+    It looks at the processes whenever the /dev/shm listing or the System V table changes (checked
+    every 0.05 s) and at least once a second, so an entry made and left by a process killed at once
+    is still seen.
+    """
 
     def __init__(self, root: str) -> None:
         super().__init__(daemon=True)
@@ -96,7 +102,13 @@ class Watcher(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(0.1):
+        last: tuple[frozenset[str], tuple[int, ...]] | None = None
+        looked = 0.0
+        while not self.stop.wait(0.05):
+            now = (frozenset(os.listdir(SHM_DIR)), tuple(s.shmid for s in sysv_segments()))
+            if now == last and time.monotonic() - looked < 1.0:
+                continue
+            last, looked = now, time.monotonic()
             pids = {pid for pid, _ in processes_marked(self.root)}
             for pid in pids:
                 self.shm |= mapped_by(pid) | opened_by(pid)
@@ -199,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(others' new shm {len(o.foreign_new)}) | {o.stage[:60]}", flush=True)
     dirty = [o for o in outcomes if not o.clean]
     killed = sum(o.exit_code in (-9, 130, 143) for o in outcomes)
-    print(f"{len(outcomes) - len(dirty)} of {len(outcomes)} runs left nothing behind ({killed} killed by the "
-          f"signal, the others had ended before it) "
+    print(f"{len(outcomes) - len(dirty)} of {len(outcomes)} runs left nothing behind ({killed} ended by the "
+          f"signal) "
           f"({sum(o.seen_shm for o in outcomes)} /dev/shm entries and {sum(o.seen_segments for o in outcomes)} "
           f"System V segments seen in use; {time.monotonic() - t0:.0f} s)")
     if args.json:

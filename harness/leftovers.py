@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterable
@@ -23,8 +24,11 @@ SHM_DIR = Path("/dev/shm")
 """Where POSIX shared memory segments and named semaphores live (tmpfs)."""
 SYSV_SHM = Path("/proc/sysvipc/shm")
 """The kernel's table of System V shared memory segments."""
+LOOKS = 3
+"""Looks (one a second from the reaper) before an entry none of the run's processes maps is taken as another's."""
 _IPC_RMID = 0
 _SHM_PREFIX = str(SHM_DIR) + "/"
+_MAPPED = re.compile(rb" /dev/shm/([^/\n]+)$", re.MULTILINE)  # the path column of a maps line
 
 
 def _shm_name(path: str) -> str | None:
@@ -41,14 +45,7 @@ def mapped_by(pid: int) -> set[str]:
         maps = Path(f"/proc/{pid}/maps").read_bytes()
     except OSError:
         return set()
-    if _SHM_PREFIX.encode() not in maps:
-        return set()
-    names = set()
-    for line in maps.decode(errors="replace").splitlines():
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and (name := _shm_name(parts[5])):
-            names.add(name)
-    return names
+    return {n.decode(errors="replace") for n in _MAPPED.findall(maps) if not n.endswith(b" (deleted)")}
 
 
 def opened_by(pid: int) -> set[str]:
@@ -139,17 +136,36 @@ class Owned:
     """IPC objects and directories of one run, collected while its processes live."""
 
     shm: set[str] = field(default_factory=set)
-    """/dev/shm entries one of the run's processes mapped."""
+    """/dev/shm entries one of the run's processes mapped or held open."""
     segments: dict[int, int] = field(default_factory=dict)
     """System V segments one of the run's processes created: shmid -> key."""
     dirs: set[str] = field(default_factory=set)
     """Directories to remove with the run (the private state directory)."""
+    foreign: set[str] = field(default_factory=set)
+    """/dev/shm entries none of the run's processes mapped in :data:`LOOKS` looks (other runs')."""
+    _looks: dict[str, int] = field(default_factory=dict)
 
-    def observe(self, pids: Iterable[int]) -> None:
-        """Record what these processes (the run's) map or hold now, and the segments they created."""
+    def observe(self, pids: Iterable[int], everything: bool = False) -> None:
+        """Attribute /dev/shm entries and System V segments that appeared since the last call.
+
+        Only new entries cost a look at the processes (reading every process's maps each time is
+        tens of milliseconds); ``everything`` looks again at what they all use now (the last look).
+        """
         ours = set(pids)
-        for pid in ours:
-            self.shm |= mapped_by(pid) | opened_by(pid)
+        present = set(os.listdir(SHM_DIR))
+        self.foreign &= present  # a name removed and made again is looked at again
+        self._looks = {n: k for n, k in self._looks.items() if n in present}
+        new = present - self.shm - self.foreign
+        if new or everything:
+            used: set[str] = set().union(*(mapped_by(pid) for pid in ours))
+            if everything:  # also what is open and not mapped yet (shm_open before mmap): costly, once
+                used |= set().union(*(opened_by(pid) for pid in ours))
+            self.shm |= used & present if everything else used & new
+            for name in new - used:
+                self._looks[name] = self._looks.get(name, 0) + 1
+                if self._looks[name] >= LOOKS:
+                    self.foreign.add(name)
+                    del self._looks[name]
         for seg in sysv_segments():
             if seg.cpid in ours:
                 self.segments[seg.shmid] = seg.key

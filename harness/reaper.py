@@ -151,7 +151,7 @@ class _Reaper:
         """The harness is gone: kill what is left of the run, then remove what it left behind."""
         self.done.set()
         with self.scan:
-            self.owned.observe(self.ours())  # a last look before the kill: what they map now is theirs
+            self.owned.observe(self.ours(), everything=True)  # a last look before the kill: what they map is theirs
             for pgid in self.groups:
                 try:
                     os.killpg(pgid, signal.SIGKILL)
