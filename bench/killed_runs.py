@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.leftovers import SHM_DIR, in_use, mapped_by, opened_by, sysv_segments
+from harness.leftovers import entries, in_use, mapped_by, opened_by, sysv_segments
 from harness.procs import RUN_MARKER, processes_marked
 from harness.spec import PROJECT_ROOT
 
@@ -97,21 +97,22 @@ class Watcher(threading.Thread):
     def __init__(self, root: str) -> None:
         super().__init__(daemon=True)
         self.root = root
-        self.shm: set[str] = set()
+        self.shm: set[tuple[str, int]] = set()  # (name, inode)
         self.segments: dict[int, int] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
-        last: tuple[frozenset[str], tuple[int, ...]] | None = None
+        last: tuple[frozenset[tuple[str, int]], tuple[int, ...]] | None = None
         looked = 0.0
         while not self.stop.wait(0.05):
-            now = (frozenset(os.listdir(SHM_DIR)), tuple(s.shmid for s in sysv_segments()))
+            present = entries()
+            now = (frozenset(present.items()), tuple(s.shmid for s in sysv_segments()))
             if now == last and time.monotonic() - looked < 1.0:
                 continue
             last, looked = now, time.monotonic()
             pids = {pid for pid, _ in processes_marked(self.root)}
-            for pid in pids:
-                self.shm |= mapped_by(pid) | opened_by(pid)
+            used = set().union(*(mapped_by(pid) | opened_by(pid) for pid in pids))
+            self.shm |= {(name, inode) for name, inode in present.items() if inode in used}
             for seg in sysv_segments():
                 if seg.cpid in pids:
                     self.segments[seg.shmid] = seg.key
@@ -135,7 +136,7 @@ def _killed_run(system: str, scenario: str, sig: str, after_s: float, when: str 
     for d in (work, tmp):
         d.chmod(0o755)  # Postgres runs as another user below the state directory made there
     root = str(out_dir.resolve())
-    before = set(os.listdir(SHM_DIR))
+    before = set(entries())
     env = {**{k: v for k, v in os.environ.items() if k != RUN_MARKER}, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
     watcher = Watcher(root)
     watcher.start()
@@ -176,7 +177,7 @@ def _killed_run(system: str, scenario: str, sig: str, after_s: float, when: str 
     watcher.stop.set()
     watcher.join()
     reader.join(timeout=5)
-    after, used = set(os.listdir(SHM_DIR)), in_use()[0]
+    after, used = entries(), in_use()[0]
     live_segments = {s.shmid: s.key for s in sysv_segments()}
     return Outcome(
         system=system, scenario=scenario, signal=sig, after_s=round(sent - t0, 2), stage=stage,
@@ -184,9 +185,11 @@ def _killed_run(system: str, scenario: str, sig: str, after_s: float, when: str 
         seen_segments=len(watcher.segments),
         processes=[cmd[:120] for _, cmd in processes_marked(root)],
         temp_entries=sorted(os.listdir(tmp)),
-        shm=sorted(watcher.shm & after),
+        shm=sorted(name for name, inode in watcher.shm if after.get(name) == inode),
         segments=sorted(i for i, k in watcher.segments.items() if live_segments.get(i) == k),
-        foreign_new=sorted((after - before - watcher.shm) - used), output=[ln.rstrip() for ln in lines[-6:]],
+        foreign_new=sorted(n for n, i in after.items() if n not in before and (n, i) not in watcher.shm
+                           and i not in used),
+        output=[ln.rstrip() for ln in lines[-6:]],
     )
 
 

@@ -7,6 +7,10 @@ machine, so nothing is removed on its name alone: :class:`Owned` records what th
 processes map (their ``/proc/<pid>/maps``) or create (System V ``cpid``) while they live, and
 :meth:`Owned.release` removes only those, and only once no live process maps or holds them open.
 The reaper (:mod:`harness.reaper`) drives it, so this happens on every path out of a run.
+
+Files are told apart by inode, not by the name a process mapped: glibc makes a named semaphore
+under a temporary name, maps it, then links it to its real name, so its creator's maps only ever
+show ``/dev/shm/sem.XXXXXX (deleted)``.
 """
 
 from __future__ import annotations
@@ -28,46 +32,46 @@ LOOKS = 3
 """Looks (one a second from the reaper) before an entry none of the run's processes maps is taken as another's."""
 _IPC_RMID = 0
 _SHM_PREFIX = str(SHM_DIR) + "/"
-_MAPPED = re.compile(rb" /dev/shm/([^/\n]+)$", re.MULTILINE)  # the path column of a maps line
+# Inode of every mapping of a /dev/shm file (deleted or not): "address perms offset dev inode path".
+_MAPPED = re.compile(rb"^\S+ \S+ \S+ \S+ (\d+) +/dev/shm/", re.MULTILINE)
 
 
-def _shm_name(path: str) -> str | None:
-    """The entry name of a path that is a live top-level file in /dev/shm, else None."""
-    if not path.startswith(_SHM_PREFIX) or path.endswith(" (deleted)"):
-        return None
-    name = path[len(_SHM_PREFIX):]
-    return name if name and "/" not in name else None
-
-
-def mapped_by(pid: int) -> set[str]:
-    """Names of the /dev/shm entries process pid has mapped (empty if it is gone or unreadable)."""
+def entries() -> dict[str, int]:
+    """The regular files in /dev/shm: name -> inode."""
     try:
-        maps = Path(f"/proc/{pid}/maps").read_bytes()
+        with os.scandir(SHM_DIR) as it:
+            return {e.name: e.inode() for e in it if e.is_file(follow_symlinks=False)}
+    except OSError:
+        return {}
+
+
+def mapped_by(pid: int) -> set[int]:
+    """Inodes of the /dev/shm files process pid has mapped (empty if it is gone or unreadable)."""
+    try:
+        return {int(i) for i in _MAPPED.findall(Path(f"/proc/{pid}/maps").read_bytes())}
     except OSError:
         return set()
-    return {n.decode(errors="replace") for n in _MAPPED.findall(maps) if not n.endswith(b" (deleted)")}
 
 
-def opened_by(pid: int) -> set[str]:
-    """Names of the /dev/shm entries process pid holds open (shm_open before mmap, say)."""
-    names = set()
+def opened_by(pid: int) -> set[int]:
+    """Inodes of the /dev/shm files process pid holds open (shm_open before mmap, say)."""
+    inodes = set()
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return set()
     for fd in fds:
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(_SHM_PREFIX):
+                inodes.add(os.stat(f"/proc/{pid}/fd/{fd}").st_ino)
         except OSError:
             continue
-        if name := _shm_name(target):
-            names.add(name)
-    return names
+    return inodes
 
 
-def in_use() -> tuple[set[str], bool]:
-    """/dev/shm entries any live process maps or holds open, and whether every process could be read."""
-    names: set[str] = set()
+def in_use() -> tuple[set[int], bool]:
+    """Inodes of /dev/shm files any live process maps or holds open, and whether every process could be read."""
+    inodes: set[int] = set()
     complete = True
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -80,8 +84,8 @@ def in_use() -> tuple[set[str], bool]:
             continue
         except OSError:
             continue
-        names |= mapped_by(pid) | opened_by(pid)
-    return names, complete
+        inodes |= mapped_by(pid) | opened_by(pid)
+    return inodes, complete
 
 
 @dataclass(frozen=True)
@@ -135,37 +139,41 @@ class Released:
 class Owned:
     """IPC objects and directories of one run, collected while its processes live."""
 
-    shm: set[str] = field(default_factory=set)
-    """/dev/shm entries one of the run's processes mapped or held open."""
+    shm: dict[str, int] = field(default_factory=dict)
+    """/dev/shm entries one of the run's processes mapped or held open: name -> inode."""
     segments: dict[int, int] = field(default_factory=dict)
     """System V segments one of the run's processes created: shmid -> key."""
     dirs: set[str] = field(default_factory=set)
     """Directories to remove with the run (the private state directory)."""
-    foreign: set[str] = field(default_factory=set)
-    """/dev/shm entries none of the run's processes mapped in :data:`LOOKS` looks (other runs')."""
-    _looks: dict[str, int] = field(default_factory=dict)
+    foreign: dict[str, int] = field(default_factory=dict)
+    """/dev/shm entries none of the run's processes mapped in :data:`LOOKS` looks (other runs'): name -> inode."""
+    _looks: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def observe(self, pids: Iterable[int], everything: bool = False) -> None:
-        """Attribute /dev/shm entries and System V segments that appeared since the last call.
+        """Attribute the /dev/shm entries and System V segments that appeared since the last call.
 
-        Only new entries cost a look at the processes (reading every process's maps each time is
-        tens of milliseconds); ``everything`` looks again at what they all use now (the last look).
+        Only new entries cost a look at the processes (reading every process's maps each second is
+        tens of milliseconds); ``everything`` looks again at all (the last look, open files too).
         """
         ours = set(pids)
-        present = set(os.listdir(SHM_DIR))
-        self.foreign &= present  # a name removed and made again is looked at again
-        self._looks = {n: k for n, k in self._looks.items() if n in present}
-        new = present - self.shm - self.foreign
+        present = entries()
+        self.foreign = {n: i for n, i in self.foreign.items() if present.get(n) == i}
+        self._looks = {k: v for k, v in self._looks.items() if present.get(k[0]) == k[1]}
+        new = {n: i for n, i in present.items() if self.shm.get(n) != i and self.foreign.get(n) != i}
         if new or everything:
-            used: set[str] = set().union(*(mapped_by(pid) for pid in ours))
+            used: set[int] = set().union(*(mapped_by(pid) for pid in ours))
             if everything:  # also what is open and not mapped yet (shm_open before mmap): costly, once
                 used |= set().union(*(opened_by(pid) for pid in ours))
-            self.shm |= used & present if everything else used & new
-            for name in new - used:
-                self._looks[name] = self._looks.get(name, 0) + 1
-                if self._looks[name] >= LOOKS:
-                    self.foreign.add(name)
-                    del self._looks[name]
+            for name, inode in (present if everything else new).items():
+                if inode in used:
+                    self.shm[name] = inode
+                    self.foreign.pop(name, None)
+                    self._looks.pop((name, inode), None)
+                elif name in new:
+                    looks = self._looks[(name, inode)] = self._looks.get((name, inode), 0) + 1
+                    if looks >= LOOKS:
+                        self.foreign[name] = inode
+                        del self._looks[(name, inode)]
         for seg in sysv_segments():
             if seg.cpid in ours:
                 self.segments[seg.shmid] = seg.key
@@ -174,16 +182,19 @@ class Owned:
         """Remove what the run owned and nobody uses any more; keep the rest owned (a later call may free it)."""
         done = Released()
         used, complete = in_use()
-        for name in sorted(self.shm):
+        for name, inode in sorted(self.shm.items()):
             path = SHM_DIR / name
             try:
                 st = path.lstat()
             except FileNotFoundError:
-                self.shm.discard(name)
+                del self.shm[name]
+                continue
+            if st.st_ino != inode:  # removed and made again, by someone else: not ours
+                del self.shm[name]
                 continue
             # An unreadable process (another user's) could map the entry only if its mode let it.
             shared = not complete and stat.S_IMODE(st.st_mode) & 0o077
-            if name in used or shared or not stat.S_ISREG(st.st_mode):
+            if inode in used or shared:
                 done.busy.append(name)
                 continue
             try:
@@ -191,7 +202,7 @@ class Owned:
                 done.shm.append(name)
             except FileNotFoundError:
                 pass
-            self.shm.discard(name)
+            del self.shm[name]
         live = {s.shmid: s for s in sysv_segments()}
         for shmid, key in sorted(self.segments.items()):
             seg = live.get(shmid)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leftovers import SHM_DIR, Owned, in_use, mapped_by, sysv_segments
+from harness.leftovers import SHM_DIR, Owned, entries, in_use, mapped_by, sysv_segments
 
 # A process that creates (or opens) /dev/shm/NAME, maps it, optionally creates a System V segment,
 # prints "ready <shmid>" and waits to be killed, as a Postgres or a Hatchet worker would.
@@ -70,10 +70,11 @@ def names() -> Iterator[list[str]]:
 
 def test_a_killed_processs_entry_and_segment_are_removed(names: list[str]) -> None:
     holder = Holder(names[0], sysv=True)
-    assert mapped_by(holder.proc.pid) == {names[0]}
+    inode = (SHM_DIR / names[0]).stat().st_ino
+    assert mapped_by(holder.proc.pid) == {inode} and entries()[names[0]] == inode
     owned = Owned()
     owned.observe([holder.proc.pid])
-    assert owned.shm == {names[0]} and holder.shmid in owned.segments
+    assert owned.shm == {names[0]: inode} and holder.shmid in owned.segments
     holder.kill()
     assert (SHM_DIR / names[0]).exists(), "SIGKILL leaves the entry behind"
     assert holder.shmid in {s.shmid for s in sysv_segments()}, "and the System V segment"
@@ -82,7 +83,7 @@ def test_a_killed_processs_entry_and_segment_are_removed(names: list[str]) -> No
     assert done.shm == [names[0]] and done.segments == [holder.shmid]
     assert not (SHM_DIR / names[0]).exists()
     assert holder.shmid not in {s.shmid for s in sysv_segments()}
-    assert owned.shm == set() and owned.segments == {}
+    assert owned.shm == {} and owned.segments == {}
 
 
 def test_an_entry_still_mapped_by_a_live_process_stays(names: list[str]) -> None:
@@ -91,7 +92,7 @@ def test_an_entry_still_mapped_by_a_live_process_stays(names: list[str]) -> None
     owned.observe([mine.proc.pid])
     mine.kill()
     try:
-        assert names[0] in in_use()[0]
+        assert (SHM_DIR / names[0]).stat().st_ino in in_use()[0]
         done = owned.release()
         assert done.busy == [names[0]] and done.shm == []
         assert (SHM_DIR / names[0]).exists()
