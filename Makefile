@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser report test unit scenarios lint bench bench-tier clean
+.PHONY: help setup venv tools browser wrk report test unit scenarios lint bench bench-tier clean
 
 help:
 	@echo "make report   set up and run every scenario against both systems; prints the report path"
@@ -17,8 +17,9 @@ help:
 	@echo "make bench-tier  time the default tier, pytest scenarios/ (long)"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
+	@echo "make wrk      only install Debian's wrk (the neutral HTTP load tool of make bench) if missing"
 
-setup: venv tools browser
+setup: venv tools browser wrk
 
 venv: $(VENV_STAMP)
 
@@ -43,6 +44,15 @@ browser:
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; } \
 	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
 	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
+
+# make bench measures the downstream service with Debian's wrk, a neutral client in C (bench/downstream_cost.py).
+WRK := /usr/bin/wrk
+
+wrk:
+	@[ -x $(WRK) ] || { echo "==> installing Debian's wrk for the downstream benchmark (apt-get)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; } \
+	    > /tmp/harness-apt-wrk.log 2>&1 && [ -x $(WRK) ] \
+	  || { echo "error: could not install wrk with apt-get (see /tmp/harness-apt-wrk.log); install Debian's wrk package and re-run"; exit 1; }; }
 
 report: setup
 	@$(BIN)/harness run all --system both

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from apps.common.job import CLIENT_SETTINGS
 from harness import tools
 from harness.scenario import Params, Scenario
 from harness.spec import PROJECT_ROOT
@@ -59,6 +60,7 @@ def manifest(params: Params) -> dict[str, Any]:
         "host": f"{platform.node()} ({platform.system()} {platform.machine()}, {os.cpu_count()} cores)",
         "command": " ".join(sys.argv),
         "params": dataclasses.asdict(params),
+        **({"downstream_client": CLIENT_SETTINGS} if params.downstream else {}),
     }
 
 
