@@ -1,10 +1,12 @@
-"""The harness's own cost and spread, measured: ``python -m bench.run {ledger,checker,stack,spread,tier,all}``.
+"""The harness's own cost and spread: ``python -m bench.run {ledger,checker,stack,spread,downstream,tier,all}``.
 
 - ``ledger``: Recorder writes per second from 4 concurrent processes (goal >= 20,000/s), and the
   Recorder's cost per task, ``started`` + ``effect`` (goal p99 <= 1 ms), alone and next to other writers;
 - ``checker``: one check of a 1,000,000-task history written straight into SQLite (goal <= 10 s);
 - ``stack``: cold start of Postgres + the Hatchet engine, warm start of each system's stack (goal <= 15 s);
 - ``spread``: baseline repeated 5 times on both systems: coefficient of variation of throughput and latency;
+- ``downstream``: the downstream service under wrk, 10 and 100 keep-alive connections, 5 s each (goal at 10:
+  >= 2,000 calls/s with p99 <= 5 ms; at 100: no socket error), every answered call recorded;
 - ``tier``: wall time of the default tier, ``pytest scenarios/`` (long: not part of ``all``).
 
 Each figure is the median of its repeats (the machine may be shared; every repeat is kept). ``all``
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import checker_cost, ledger_cost, spread, stack_cost
+from bench import checker_cost, downstream_cost, ledger_cost, spread, stack_cost
 from bench.figures import Figure, cv, machine
 from harness.spec import COMPARED, PROJECT_ROOT
 
@@ -89,6 +91,29 @@ def spread_figures(repeats: int = 5) -> list[Figure]:
     return figures
 
 
+def downstream_figures(repeats: int) -> list[Figure]:
+    """The downstream service's calls/s and latency under wrk at 10 and 100 keep-alive connections."""
+    figures = []
+    for conns in (10, 100):
+        runs = [downstream_cost.measure(conns, 5.0) for _ in range(repeats)]
+        note = f"wrk -t2 -c{conns} -d5s, POST /send with a unique task id, every answered call recorded"
+        extra = {"runs_detail": runs}
+        figures.append(Figure(f"downstream calls/s, {conns} keep-alive connections", "calls/s",
+                              [r["calls_per_s"] for r in runs], at_least=2000 if conns == 10 else None,
+                              note=note, extra=extra))
+        figures.append(Figure(f"downstream p50, {conns} connections", "ms", [r["p50_ms"] for r in runs], note=note))
+        figures.append(Figure(f"downstream p99, {conns} connections", "ms", [r["p99_ms"] for r in runs],
+                              at_most=5.0 if conns == 10 else None, note=note))
+        if conns == 100:
+            figures.append(Figure(f"downstream socket errors, {conns} connections", "errors",
+                                  [r["socket_errors"] for r in runs], at_most=0, note=note))
+    floor = [downstream_cost.measure_floor(10, 5.0) for _ in range(repeats)]
+    figures.append(Figure("floor: bare uvicorn endpoint, nothing recorded, p99, 10 connections", "ms",
+                          [r["p99_ms"] for r in floor], note="same wrk; the machine's share for any Python server now",
+                          extra={"calls_per_s": [r["calls_per_s"] for r in floor]}))
+    return figures
+
+
 def tier_figures(repeats: int = 1) -> list[Figure]:
     """Wall time of ``pytest scenarios/`` (the default tier, real stack)."""
     command = [sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider"]
@@ -103,10 +128,10 @@ def tier_figures(repeats: int = 1) -> list[Figure]:
 
 SUITES: dict[str, Callable[[int], list[Figure]]] = {
     "ledger": ledger_figures, "checker": checker_figures, "stack": stack_figures, "spread": spread_figures,
-    "tier": tier_figures,
+    "downstream": downstream_figures, "tier": tier_figures,
 }
 """Each subcommand and what it measures, given its number of repeats."""
-DEFAULT_REPEATS = {"ledger": 3, "checker": 3, "stack": 3, "spread": 5, "tier": 1}
+DEFAULT_REPEATS = {"ledger": 3, "checker": 3, "stack": 3, "spread": 5, "downstream": 3, "tier": 1}
 """Repeats of each suite unless --repeats says otherwise."""
 
 

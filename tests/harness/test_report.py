@@ -338,7 +338,8 @@ def _assert_drawn(seen: dict[str, Any], expected_charts: int) -> None:
 def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     scenario_dir = real_run / "app-kill"
     seen = _open(scenario_dir / "index.html", shot=scenario_dir / "report.png")
-    _assert_drawn(seen, expected_charts=5 + 2)  # five time charts for the one system, two distributions
+    # six time charts for the one system (no downstream call chart: app-kill makes no call), two distributions
+    _assert_drawn(seen, expected_charts=6 + 2)
     time_specs = [s for s in seen["specs"] if not s["id"].startswith("cdf-")]
     assert all(s["faults"] and s["faults"][0]["label"] == "kill api" for s in time_specs)
     assert (scenario_dir / "report.png").stat().st_size > 10_000
