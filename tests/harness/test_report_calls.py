@@ -69,7 +69,8 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     led.record_ops([Op("m1", "native", "sleep", "measure", T0 + 0.1, T0 + 0.11, "ok", 202, None, "c"),
                     Op("m2", "native", "sleep", "measure", T0 + 0.2, T0 + 0.21, "ok", 202, None, "c")])
     for task, type_, t in [("m1", "start", 0.2), ("m1", "effect", 1.3), ("m2", "start", 0.3), ("m2", "error", 11.3)]:
-        led.record_event(Event(task, "native", type_, 0, "api", 11, T0 + t, "ReadTimeout" if type_ == "error" else None))
+        error = "ReadTimeout" if type_ == "error" else None
+        led.record_event(Event(task, "native", type_, 0, "api", 11, T0 + t, error))
     led.record_event(Event("m2", "native", "call", 0, "downstream", 7, T0 + 9.0, None))
     for span in (client("m1", 1.2, 1.25, "200"), server("m1", 1.21, 1.22),
                  client("m2", 1.3, 11.3, "ReadTimeout"), server("m2", 9.0, 9.002)):
