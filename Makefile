@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser wrk report test unit scenarios lint bench bench-tier clean
+.PHONY: help setup venv tools browser servers wrk report test unit scenarios lint bench bench-tier clean
 
 help:
 	@echo "make report   set up and run every scenario against both systems; prints the report path"
@@ -17,9 +17,10 @@ help:
 	@echo "make bench-tier  time the default tier, pytest scenarios/ (long)"
 	@echo "make tools    only build the pinned Hatchet and Toxiproxy binaries (cached)"
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
+	@echo "make servers  only install the servers systems bring (Debian's redis-server for Celery) if missing"
 	@echo "make wrk      only install Debian's wrk (the neutral HTTP load tool of make bench) if missing"
 
-setup: venv tools browser wrk
+setup: venv tools browser servers wrk
 
 venv: $(VENV_STAMP)
 
@@ -45,6 +46,17 @@ browser:
 	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
 	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
 
+# Servers systems bring themselves (apps/*/system.toml [[server]]): Celery's Redis broker is Debian's redis-server.
+# The package's own service is stopped if apt started it: the harness starts its own Redis with each run.
+REDIS := /usr/bin/redis-server
+
+servers:
+	@[ -x $(REDIS) ] || { echo "==> installing Debian's redis-server (Celery's broker; the harness starts it per run)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; } \
+	    > /tmp/harness-apt-redis.log 2>&1 && [ -x $(REDIS) ] \
+	  || { echo "error: could not install redis-server with apt-get (see /tmp/harness-apt-redis.log)"; exit 1; }; \
+	  $(SUDO) service redis-server stop > /dev/null 2>&1 || true; }
+
 # make bench measures the downstream service with Debian's wrk, a neutral client in C (bench/downstream_cost.py).
 WRK := /usr/bin/wrk
 
@@ -60,7 +72,7 @@ report: setup
 test: setup
 	@$(BIN)/pytest
 
-unit: venv browser
+unit: venv browser servers
 	@$(BIN)/pytest tests
 
 scenarios: setup

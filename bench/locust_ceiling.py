@@ -17,81 +17,26 @@ A rate beyond the ceiling must never be read as a system's limit (README, "Load 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from harness.ceilings import CannedEndpoint, closed_loop
 from harness.checker import percentile
-from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
-from harness.load import LOCUSTFILE, LoadPlan, LocustDriver, processes_args
-from harness.procs import Health, ManagedProcess, free_port
+from harness.ledger import Ledger
+from harness.load import LoadPlan, LocustDriver
 
-REPLY = b'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{"status":"accepted"}'
-"""What the trivial endpoint answers to every request."""
 KEEPS_UP_MS = 50.0
 """Median latency (from the intended time) and median send lag under which the open loop keeps up."""
 OPEN_RATES = (500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000)
 """Open-loop rates tried, in order, until one does not keep up."""
 
 
-class _Canned(asyncio.Protocol):
-    """HTTP/1.1 keep-alive: answer REPLY to each request (head, plus Content-Length bytes of body)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport, self.buf = cast(asyncio.Transport, transport), b""  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
-            head = self.buf[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
-            if len(self.buf) < end + 4 + length:
-                return
-            self.buf = self.buf[end + 4 + length:]
-            self.transport.write(REPLY)
-
-
-def serve(port: int) -> None:
-    """Run the trivial endpoint until killed."""
-    import uvloop  # uvicorn's event loop, installed with it
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Canned, "127.0.0.1", port)
-        print(f"canned 202 on 127.0.0.1:{port}", flush=True)
-        await server.serve_forever()
-
-    uvloop.run(main())
-
-
 def _ledger(tmp: Path, name: str) -> Ledger:
     return Ledger.create(tmp / name / "ledger.db")
-
-
-def closed_loop(url: str, users: int, seconds: int, processes: int, tmp: Path) -> dict[str, Any]:
-    """Requests per second of USERS closed-loop users for SECONDS."""
-    ledger = _ledger(tmp, f"closed-{processes}")
-    proc = ManagedProcess(
-        name="locust-closed",
-        argv=[sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url, "-u", str(users),
-              "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--exit-code-on-error", "0",
-              *processes_args(processes)],
-        env={ENV_LEDGER: ledger.url, ENV_SYSTEM: "canned"},
-        log_path=ledger.path.parent / "locust.log",
-    )
-    proc.start()
-    assert proc.popen is not None
-    proc.popen.wait(seconds + 60)
-    proc.stop()
-    ops = ledger.ops()
-    span = max(o.complete_t for o in ops) - min(o.invoke_t for o in ops)
-    return {"mode": "closed", "processes": max(processes, 1), "users": users, "requests": len(ops),
-            "ok": sum(o.outcome == "ok" for o in ops), "rps": round(len(ops) / span, 1)}
 
 
 def open_loop(url: str, rate: float, seconds: float, processes: int, tmp: Path) -> dict[str, Any]:
@@ -119,31 +64,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5, help="length of each measurement")
     ap.add_argument("--users", type=int, default=20, help="closed-loop users")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")
-    ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # internal: be the trivial endpoint
     args = ap.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-    port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="locust-ceiling-"))
-    server = ManagedProcess(name="canned", argv=[sys.executable, __file__, "--serve", str(port)],
-                            log_path=tmp / "canned.log", health=Health(http=f"http://127.0.0.1:{port}/healthz"))
-    server.start()
-    server.wait_healthy(30)
-    url = f"http://127.0.0.1:{port}"
     rows: list[dict[str, Any]] = []
-    try:
+    with CannedEndpoint(tmp) as canned:
         for n in (int(x) for x in args.processes.split(",")):
             processes = 0 if n == 1 else n
-            rows.append(closed_loop(url, args.users, args.seconds, processes, tmp))
+            rows.append(closed_loop(canned.url, args.users, args.seconds, processes, tmp))
             print(json.dumps(rows[-1]), flush=True)
             for rate in OPEN_RATES:
-                rows.append(open_loop(url, rate, args.seconds, processes, tmp))
+                rows.append(open_loop(canned.url, rate, args.seconds, processes, tmp))
                 print(json.dumps(rows[-1]), flush=True)
                 if not rows[-1]["keeps_up"]:
                     break
-    finally:
-        server.stop()
     host = f"{os.uname().nodename}, {os.cpu_count()} cores"
     print(f"\nLocust ceiling on {host} ({time.strftime('%Y-%m-%d')}), history written to a SQLite ledger:")
     for n in sorted({r["processes"] for r in rows}):

@@ -161,12 +161,59 @@ def step_stats(ledger: Ledger, plan: LoadPlan, now: float | None = None) -> list
     return out
 
 
+def _pcts(xs: list[float]) -> dict[str, float | int | None]:
+    xs = sorted(xs)
+    return {"n": len(xs), "p50_ms": _ms(percentile(xs, 50)) if xs else None,
+            "p99_ms": _ms(percentile(xs, 99)) if xs else None}
+
+
+def time_breakdown(ledger: Ledger, plan: LoadPlan, rate: float) -> list[dict[str, Any]]:
+    """Where the accepted tasks of the step at ``rate`` spent their time, stage by stage (p50, p99).
+
+    From the ledger alone: the API's answer (send to 2xx), every span the system recorded for them
+    (e.g. Hatchet's ``trigger.wait`` for a thread, ``trigger.call`` in gRPC and the engine), the wait
+    from the answer to the first attempt's start (queueing and dispatch), and that attempt's run
+    to the effect.
+    """
+    n = len(plan.id_prefix)
+    lo = 0
+    for (r, _), planned in zip(plan.schedule(), plan.step_counts(), strict=True):
+        if r == rate:
+            break
+        lo += planned
+    else:
+        return []
+    ids = {plan.task_id(i) for i in range(lo, lo + planned)}
+    rows = {r.task_id: r for r in task_rows(ledger) if r.task_id in ids and r.outcome == "ok"
+            and r.task_id[n:].isdigit()}
+    starts: dict[str, float] = {}
+    for ev in ledger.events("start"):
+        if ev.task_id in rows and ev.task_id not in starts:
+            starts[ev.task_id] = ev.t
+    stages: list[tuple[str, list[float]]] = [
+        ("API: send → accepted (2xx)", [float(r.complete_t or 0) - float(r.invoke_t or 0) for r in rows.values()])]
+    spans: dict[str, list[float]] = {}
+    for sp in ledger.spans():
+        if sp.task_id in rows:
+            spans.setdefault(sp.name, []).append(sp.t_end - sp.t_start)
+    stages += [(f"span {name}", xs) for name, xs in spans.items()]
+    stages.append(("accepted → first attempt starts (queue, dispatch)",
+                   [starts[t] - float(r.complete_t or 0) for t, r in rows.items() if t in starts]))
+    stages.append(("first attempt start → first effect",
+                   [float(r.first_effect_t) - starts[t] for t, r in rows.items()
+                    if t in starts and r.first_effect_t is not None]))
+    return [{"stage": name, **_pcts(xs)} for name, xs in stages]
+
+
 def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
     """The ``capacity`` entry of a run in results.json: the steps (a chart-ready series) and the knees."""
     steps = [s for s in step_stats(ledger, plan) if s.sent == s.planned]  # a step cut short is not judged
     knee = max((s for s in steps if s.sustained), key=lambda s: s.rate, default=None)
     accept = max((s for s in steps if s.accepts), key=lambda s: s.rate, default=None)
+    above = next((s for s in steps if knee is not None and s.rate > knee.rate), None)
     return {
+        # Stage by stage, at the knee and at the first step past it: which layer holds the knee where it is.
+        "where_time_goes": {f"{s.rate:g}": time_breakdown(ledger, plan, s.rate) for s in (knee, above) if s},
         "steps": [asdict(s) for s in steps],
         "knee_rate": knee.rate if knee else 0.0,
         "max_sustained_tps": knee.completed_tps if knee else 0.0,
@@ -179,6 +226,23 @@ def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
         "generator_lagged_at": [s.rate for s in steps if (s.send_lag_p50_ms or 0.0) > LAG_LIMIT_MS],
         "criteria": {"accept_share": ACCEPT_SHARE, "keep_up": KEEP_UP, "growth_s": GROWTH_S},
     }
+
+
+def with_references(cap: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
+    """``cap`` with its reference ceilings (``reference``) and the knee as a share of each (``knee_vs_*``)."""
+    engine, pg, gen = refs.get("engine", {}), refs.get("postgres", {}), refs.get("generator", {})
+    reference = {
+        "engine_runs_per_s": engine.get("runs_per_s"),
+        "postgres_commits_per_s": pg.get("by_clients"),
+        "generator_req_per_s": gen.get("req_per_s"),
+        "details": refs,
+    }
+    out = {**cap, "reference": {k: v for k, v in reference.items() if v is not None}}
+    for key, ceiling in (("knee_vs_engine", reference["engine_runs_per_s"]),
+                         ("knee_vs_generator", reference["generator_req_per_s"])):
+        if ceiling:
+            out[key] = round(cap["knee_rate"] / ceiling, 3)
+    return out
 
 
 class KneeProbe:

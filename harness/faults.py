@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.ledger import Ledger
+from harness.links import match_links
 from harness.procs import Proc, stop_all
 from harness.spec import SystemSpec
-from harness.stack import Stack, match_links, planned_links, planned_processes, select
+from harness.stack import Stack, planned_links, planned_processes, select
 
 PROCESS_ACTIONS = ("kill", "terminate", "pause")
 """Faults that signal a process group."""

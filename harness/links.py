@@ -6,8 +6,9 @@ sets them under a lock around every call, so two servers (or threads) never mix 
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,17 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.server import Toxiproxy as _Server
 
 _globals_lock = threading.RLock()
+
+
+def match_links(pattern: str, names: list[str]) -> list[str]:
+    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``)."""
+    rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
+    return [n for n in names if rx.match(n)]
+
+
+def proxied(link: str, patterns: Sequence[str]) -> bool:
+    """True when some pattern matches link: it must go through Toxiproxy (a fault may target it)."""
+    return any(match_links(p, [link]) for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,9 @@ def build(scenario: Scenario, params: Params, runs: list[dict[str, Any]], starte
         "seed": params.seed,
         "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
         "duration_s": round(duration_s, 3),
-        "manifest": manifest(params),
+        "manifest": {**manifest(params),
+                     # Links through Toxiproxy, per system: only those a fault of the scenario may target.
+                     "proxied_links": {r["system"]: r["links"]["proxied"] for r in runs if "links" in r}},
         "runs": runs,
     }
 

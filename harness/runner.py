@@ -8,6 +8,7 @@ never compete for the machine's cores.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -15,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import capacity, report, results
+from harness import capacity, ceilings, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger
 from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
-from harness.schedule import Observation, Schedule
+from harness.schedule import Observation, Schedule, link_targets
 from harness.services import Infra
 from harness.spec import SystemSpec
 from harness.stack import Stack
@@ -151,10 +152,29 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
         time.sleep(0.05)
 
 
+def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, cache: dict[str, Any],
+                progress: Progress) -> dict[str, Any]:
+    """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
+    if "generator" not in cache:
+        progress("reference: the load generator's own rate (Locust against a canned endpoint)")
+        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference")
+    key = ",".join(spec.services)
+    if spec.services and key not in cache:
+        progress(f"reference: ceilings of {key} (hatchet-loadtest, pgbench)")
+        cache[key] = infra.references(spec.services, out_dir / "reference", namespace + "ref_")
+    return {"generator": cache["generator"], **(cache.get(key) or {})}
+
+
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
-               progress: Progress, driver_factory: DriverFactory = LocustDriver) -> SystemRun:
-    """Run scenario against one system; the stack is down again when this returns or raises."""
+               progress: Progress, driver_factory: DriverFactory = LocustDriver,
+               references: dict[str, Any] | None = None) -> SystemRun:
+    """Run scenario against one system; the stack is down again when this returns or raises.
+
+    A capacity run (a stepped load) also measures reference ceilings, after its stack is down
+    (``references`` caches them across the systems of one scenario run).
+    """
     run_dir = out_dir / spec.name
+    params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
     for step in steps:
         if all(not_applicable(f, spec) for f in step.choices):
@@ -170,9 +190,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s)
+                  grace_s=params.grace_s, proxy=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
+    if spec.params:
+        result.extra["params"] = dict(spec.params)
     plan = params.load()
     driver: LoadDriver | None = None
     try:
@@ -180,6 +202,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         t_up = time.monotonic()
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
+        result.extra["links"] = stack.link_report()
         nemesis.setup(stack, ledger, random.Random(params.seed))
         with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
             if params.warmup:
@@ -190,7 +213,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             driver = driver_factory()
             _measure(driver, plan, params, stack, ledger, schedule, nemesis, progress)
             nemesis.teardown()
-            quiet_s = params.drain_quiet_s or spec.drain_quiet_s
+            quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
+            result.extra["drain_quiet_s"] = quiet_s
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
             result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s)
@@ -204,7 +228,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             stack.down()
     result.check = check(ledger, spec.name)
     if plan.steps:
-        result.extra["capacity"] = capacity.analyze(ledger, plan)
+        refs = _references(infra, spec, out_dir, stack.namespace, {} if references is None else references, progress)
+        result.extra["capacity"] = capacity.with_references(capacity.analyze(ledger, plan), refs)
     c = result.check.counts
     progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
              f" duplicated {c.duplicated} retried {c.retried} (drain {result.drain_s:.1f}s, {result.drain_end})")
@@ -220,9 +245,11 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     runs: list[SystemRun] = []
+    references: dict[str, Any] = {}
     try:
         for spec in systems:
-            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory))
+            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
+                                   references))
     finally:
         results.redact(out_dir, infra.secrets())
     doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)

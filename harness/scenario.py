@@ -57,6 +57,9 @@ class Params:
     """Per-attempt timeout (where the system enforces one)."""
     slots: int = 50
     """Concurrent tasks per worker process."""
+    trigger_threads: int = 64
+    """Threads the Hatchet API gives its trigger calls (the SDK sends them through the event loop's default
+    executor); 0 keeps asyncio's default size, min(32, cores + 4): the naive configuration."""
     fault_at_s: float = 5.0
     """When the scenario's fault hits, seconds into the measured load."""
     downtime_s: float = 1.0
@@ -96,7 +99,7 @@ class Params:
     def task_config(self) -> TaskConfig:
         """Settings passed to the system's processes."""
         return TaskConfig(retries=self.retries, execution_timeout_s=self.execution_timeout_s, slots=self.slots,
-                          seed=self.seed)
+                          trigger_threads=self.trigger_threads, seed=self.seed)
 
 
 def _coerce(name: str, value: Any, typ: type) -> Any:
@@ -139,9 +142,18 @@ class Scenario:
     (``--system``, ``--systems``; native and Hatchet by default). Scenarios naming their systems are no part
     of the native-vs-Hatchet comparison, so ``harness run all`` leaves them out."""
 
+    also: tuple[str, ...] = ()
+    """System variants that run right after their base system whenever it is selected (``hatchet-naive``:
+    the SDK's default trigger executor beside the tuned one, in one results.json)."""
+
     def systems_for(self, selected: Sequence[str]) -> list[str]:
-        """Names of the systems a run covers: this scenario's own when it names them, else selected."""
-        return list(self.systems) if self.systems is not None else list(selected)
+        """Names of the systems a run covers: this scenario's own when it names them, else selected plus ``also``."""
+        if self.systems is not None:
+            return list(self.systems)
+        out: list[str] = []
+        for name in selected:
+            out += [name, *(v for v in self.also if v.startswith(f"{name}-") and v not in selected)]
+        return out
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Params:
         """The run's parameters: Params defaults, then this scenario's, then the user's."""

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness.faults import Fault
+from harness.faults import LINK_ACTIONS, Fault
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,13 @@ class Schedule:
                 self._fired[i] += 1
                 out.append(step.choices[pick])
         return out
+
+
+def link_targets(steps: list[Step]) -> list[str]:
+    """Link patterns some step may fault: the links that must go through Toxiproxy, known before the run."""
+    out: list[str] = []
+    for step in steps:
+        for fault in step.choices:
+            if fault.action in LINK_ACTIONS and fault.target not in out:
+                out.append(fault.target)
+    return out

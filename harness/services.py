@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness import netns, tools
-from harness.links import Link, Toxiproxy
+from harness import ceilings, netns, tools
+from harness.links import Link, Toxiproxy, proxied
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
 
@@ -146,9 +147,13 @@ class HatchetEngine:
     """gRPC port on 127.0.0.1 (workers and the API reach it through Toxiproxy links)."""
     token: str = field(default="", repr=False)
     """API token for tenant :data:`HATCHET_TENANT` (a secret: never logged)."""
+    db_port: int = 0
+    """Port the engine reaches Postgres on: the server's own, or the ``engine->postgres`` link's."""
+    _env: dict[str, str] = field(default_factory=dict, repr=False)
+    _config_dir: Path = field(default=Path(), repr=False)
 
-    def start(self, postgres: Postgres, db_link: Link, progress: Progress = _quiet) -> None:
-        """Migrate, seed the tenant, mint a token, start the engine and its REST API."""
+    def start(self, postgres: Postgres, db_port: int, progress: Progress = _quiet) -> None:
+        """Migrate, seed the tenant, mint a token, start the engine (its database at db_port) and its REST API."""
         postgres.create_database("hatchet")
         self.grpc_port = free_port()
         api_port = free_port()  # the bridge's port: the token's server URL must name it
@@ -156,7 +161,7 @@ class HatchetEngine:
         config_dir = self.state_dir / "config"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {
-            "DATABASE_URL": postgres.url("hatchet", db_link.port),
+            "DATABASE_URL": postgres.url("hatchet", db_port),
             "SERVER_PORT": str(api_port),
             "SERVER_URL": self.api_url,
             "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
@@ -183,10 +188,19 @@ class HatchetEngine:
         self.token = out.strip().splitlines()[-1].strip()
         if not self.token.startswith("ey"):
             raise RuntimeError("hatchet-admin token create printed no token")
+        self._env, self._config_dir, self.db_port = env, config_dir, db_port
+        self._start_engine()
+        if netns.available():
+            self._start_api(postgres, env, config_dir, api_port)
+        else:
+            progress("not root: Hatchet's REST API is not started (it binds every interface); workers cannot"
+                     " pause themselves on SIGTERM")
+
+    def _start_engine(self) -> None:
         self.process = self.backend.process(
             name="engine",
-            argv=[str(tools.hatchet_bin("hatchet-engine")), "--config", str(config_dir)],
-            env=env,
+            argv=[str(tools.hatchet_bin("hatchet-engine")), "--config", str(self._config_dir)],
+            env=self._env,
             log_path=self.log_dir / "engine.log",
             roles=("engine",),
             health=Health(tcp=("127.0.0.1", self.grpc_port)),
@@ -194,11 +208,18 @@ class HatchetEngine:
         )
         self.process.start()
         self.process.wait_healthy(60)
-        if netns.available():
-            self._start_api(postgres, env, config_dir, api_port)
-        else:
-            progress("not root: Hatchet's REST API is not started (it binds every interface); workers cannot"
-                     " pause themselves on SIGTERM")
+
+    def use_db_port(self, postgres: Postgres, db_port: int) -> bool:
+        """Point the engine at its database through db_port (a link or the server itself); restarts it if that
+        changes. Returns True when it restarted."""
+        if db_port == self.db_port:
+            return False
+        if self.process:
+            self.process.stop()
+        self.db_port = db_port
+        self._env = {**self._env, "DATABASE_URL": postgres.url("hatchet", db_port)}
+        self._start_engine()
+        return True
 
     def _start_api(self, postgres: Postgres, env: dict[str, str], config_dir: Path, port: int) -> None:
         """The REST API (workers pause through it on SIGTERM), isolated by :mod:`harness.netns`."""
@@ -280,8 +301,13 @@ class Infra:
         self.db_link: Link | None = None
         """engine->postgres link."""
 
-    def ensure(self, services: tuple[str, ...] | list[str]) -> None:
-        """Start Toxiproxy and whatever of ``services`` is not running yet."""
+    def ensure(self, services: Sequence[str], proxy: Sequence[str] = ()) -> None:
+        """Start Toxiproxy and whatever of ``services`` is not running yet.
+
+        The engine reaches Postgres through the ``engine->postgres`` link only when a pattern of
+        ``proxy`` matches it (a fault of the scenario may cut it); otherwise directly. A running
+        engine on the other path is restarted on this one (it keeps its state in Postgres).
+        """
         if self.toxiproxy is None:
             port = free_port()
             self.toxiproxy_process = self.backend.process(
@@ -298,20 +324,41 @@ class Infra:
         for name in services:
             if name != "hatchet":
                 raise ValueError(f"unknown service {name!r} (the harness provides: hatchet)")
-            if self.hatchet is None:
-                self.progress("starting Postgres and the Hatchet engine")
+            if self.postgres is None:
+                self.progress("starting Postgres")
                 self.postgres = Postgres(self.state_dir / "postgres", self.log_dir, self.backend)
                 self.postgres.start()
+            if proxied(DB_LINK, proxy) and self.db_link is None:
                 self.db_link = self.toxiproxy.create(DB_LINK, f"127.0.0.1:{self.postgres.port}")
-                engine = HatchetEngine(self.state_dir / "hatchet", self.log_dir, self.backend)
-                self.hatchet = engine
-                engine.start(self.postgres, self.db_link, self.progress)
+            elif not proxied(DB_LINK, proxy) and self.db_link is not None:
+                self.toxiproxy.destroy(DB_LINK)
+                self.db_link = None
+            db_port = self.db_link.port if self.db_link else self.postgres.port
+            if self.hatchet is None:
+                self.progress(f"starting the Hatchet engine (database {'through' if self.db_link else 'not through'}"
+                              f" Toxiproxy)")
+                self.hatchet = HatchetEngine(self.state_dir / "hatchet", self.log_dir, self.backend)
+                self.hatchet.start(self.postgres, db_port, self.progress)
+            elif self.hatchet.use_db_port(self.postgres, db_port):
+                self.progress(f"restarted the Hatchet engine with its database {'through' if self.db_link else 'not'}"
+                              f" through Toxiproxy")
 
-    def processes(self, services: tuple[str, ...] | list[str]) -> list[Proc]:
+    def processes(self, services: Sequence[str]) -> list[Proc]:
         """The shared processes a system using ``services`` depends on (fault targets)."""
         out = []
         if "hatchet" in services and self.hatchet and self.postgres:
             out += [*self.hatchet.processes(), *([self.postgres.process] if self.postgres.process else [])]
+        return out
+
+    def references(self, services: Sequence[str], out_dir: Path, namespace: str) -> dict[str, Any]:
+        """Reference ceilings of the servers behind ``services``, measured now (:mod:`harness.ceilings`)."""
+        out: dict[str, Any] = {}
+        if "hatchet" in services and self.hatchet is not None and self.postgres is not None:
+            engine = self.hatchet
+            env = {**engine.client_env(namespace), **engine.link_env(f"127.0.0.1:{engine.grpc_port}")}
+            out["engine"] = ceilings.engine_runs_per_s(env, out_dir)
+            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, engine.db_port, out_dir),
+                               "path": "engine->postgres link (Toxiproxy)" if self.db_link else "direct"}
         return out
 
     def secrets(self) -> list[str]:

@@ -1,20 +1,24 @@
-"""The stack of one run: a system's processes, its downstream service and its Toxiproxy links.
+"""The stack of one run: a system's processes, its downstream service and its links.
 
 Every process gets a port picked free at run time on 127.0.0.1 (kept across restarts), the
 harness environment (ledger URL, system and process names, task settings), and one link per
-service it reaches, named ``<process>-><service>``, so a fault can hit one worker's link alone.
+service it reaches, named ``<process>-><service>``. A link that some fault of the scenario may
+target (``proxy`` patterns, known before the stack starts) goes through Toxiproxy, so a fault can
+hit one worker's link alone; every other link is direct, so the system is measured without a
+proxy in paths no fault touches.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
-from harness.links import Link
+from harness.links import Link, match_links, proxied
 from harness.procs import Health, Proc, free_port, stop_all
 from harness.services import DB_LINK, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
@@ -51,17 +55,15 @@ def planned_links(spec: SystemSpec) -> list[str]:
     return links + ([DB_LINK] if "hatchet" in spec.services else [])
 
 
-def match_links(pattern: str, names: list[str]) -> list[str]:
-    """Names matching a glob-like pattern where ``*`` is any text (``*->engine``)."""
-    rx = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
-    return [n for n in names if rx.match(n)]
+class ServerMissing(RuntimeError):
+    """A system's server needs an executable that is not installed."""
 
 
 class Stack:
     """All processes and links of one system's run, started in order and stopped on every path."""
 
     def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
-                 run_key: str, progress: Progress, grace_s: float = 10.0) -> None:
+                 run_key: str, progress: Progress, grace_s: float = 10.0, proxy: Sequence[str] = ()) -> None:
         self.spec = spec
         """The system."""
         self.run_dir = run_dir
@@ -81,10 +83,16 @@ class Stack:
         """Graceful-shutdown time: ``{grace_s}`` in commands, and SIGKILL after it on stop."""
         self.processes: dict[str, Proc] = {}
         """Own processes by name (downstream included), in start order."""
+        self.proxy = tuple(proxy)
+        """Link patterns that go through Toxiproxy (those a fault may target); every other link is direct."""
         self.links: dict[str, Link] = {}
         """Toxiproxy links by name."""
+        self.direct: list[str] = []
+        """Links that are direct connections (no fault targets them)."""
         self.api_url = ""
         """Base URL of the (first) api process."""
+        self._ports: dict[str, int] = {}
+        self._state_dirs: list[Path] = []
 
     def _base_env(self, process: str) -> dict[str, str]:
         return {
@@ -96,57 +104,100 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
 
-    def _link(self, process: str, service: str) -> dict[str, str]:
-        """Create ``process->service`` and return the environment pointing the process at it."""
+    def _endpoint(self, service: str) -> int:
+        """Port of what a link to service leads to."""
+        if service == "engine" and "hatchet" in self.spec.services and self.infra.hatchet is not None:
+            return self.infra.hatchet.grpc_port
+        if service in self._ports:
+            return self._ports[service]
+        raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(self._ports)}; 'engine'"
+                         " needs services = [\"hatchet\"])")
+
+    def _link(self, process: str, service: str) -> str:
+        """Make ``process->service``, proxied or direct; return the address the process reaches it at."""
+        name, upstream = f"{process}->{service}", f"127.0.0.1:{self._endpoint(service)}"
+        if not proxied(name, self.proxy):
+            self.direct.append(name)
+            return upstream
         toxi = self.infra.toxiproxy
         assert toxi is not None
-        targets: dict[str, tuple[int, Callable[[str], dict[str, str]]]] = {
-            "downstream": (self._downstream_port, lambda listen: {ENV_DOWNSTREAM: f"http://{listen}"}),
-        }
-        if self.infra.hatchet is not None and "hatchet" in self.spec.services:
-            targets["engine"] = (self.infra.hatchet.grpc_port, self.infra.hatchet.link_env)
-        if service not in targets:
-            raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(targets)};"
-                             " 'engine' needs services = [\"hatchet\"])")
-        port, env_for = targets[service]
-        link = toxi.create(f"{process}->{service}", f"127.0.0.1:{port}")
+        link = toxi.create(name, upstream)
         self.links[link.name] = link
-        return env_for(link.listen)
+        return link.listen
+
+    def _subst(self, name: str, port: int) -> dict[str, str]:
+        return {"python": sys.executable, "name": name, "port": str(port), "grace_s": f"{self.grace_s:g}"}
+
+    def _start_servers(self, logs: Path) -> None:
+        """The system's own servers (a broker...), each with a private data directory kept across restarts."""
+        for srv in self.spec.servers:
+            port = free_port()
+            self._ports[srv.name] = port
+            data = self.infra.state_dir / self.namespace / srv.name
+            data.mkdir(parents=True, exist_ok=True)
+            self._state_dirs.append(data)
+            subst = {**self._subst(srv.name, port), "state_dir": str(data)}
+            proc = self.infra.backend.process(
+                name=srv.name, argv=[a.format(**subst) for a in srv.command],
+                env={**self._base_env(srv.name), **{k: v.format(**subst) for k, v in srv.env.items()}},
+                log_path=logs / f"{srv.name}.log", roles=srv.roles, health=health_of(srv.health, subst), cwd=data,
+                stop_grace_s=self.grace_s + 1,
+            )
+            self.processes[srv.name] = proc
+            proc.start()
+        for srv in self.spec.servers:  # healthy before any client starts
+            took = self.processes[srv.name].wait_healthy(60)
+            self.progress(f"  {self.spec.name}/{srv.name} (server) healthy in {took:.1f}s")
 
     def up(self) -> None:
-        """Start the downstream, create links, start every process and wait until all are healthy."""
+        """Start the downstream and the system's servers, make links, start every process; wait until healthy."""
         logs = self.run_dir / "logs"
-        self.infra.ensure(self.spec.services)
-        self._downstream_port = free_port()
+        if missing := [exe for srv in self.spec.servers for exe in srv.missing()]:
+            raise ServerMissing(f"{self.spec.name} needs {', '.join(missing)} on PATH (`make setup` installs it)")
+        self.infra.ensure(self.spec.services, self.proxy)
+        self._ports["downstream"] = port = free_port()
         downstream = self.infra.backend.process(
             name="downstream",
-            argv=[sys.executable, "-m", "harness.downstream", "--port", str(self._downstream_port)],
+            argv=[sys.executable, "-m", "harness.downstream", "--port", str(port)],
             env=self._base_env("downstream"),
             log_path=logs / "downstream.log",
             roles=("downstream",),
-            health=Health(http=f"http://127.0.0.1:{self._downstream_port}/healthz"),
+            health=Health(http=f"http://127.0.0.1:{port}/healthz"),
             cwd=PROJECT_ROOT,
             stop_grace_s=2,
         )
         self.processes["downstream"] = downstream
         downstream.start()
+        self._start_servers(logs)
         service_env: dict[str, str] = {}
         if "hatchet" in self.spec.services and self.infra.hatchet:
             service_env = self.infra.hatchet.client_env(self.namespace)
         for template in self.spec.processes:
             for name in template.instance_names():
                 port = free_port()
-                subst = {"python": sys.executable, "port": str(port), "grace_s": f"{self.grace_s:g}"}
-                env = {**self._base_env(name), **service_env, **template.env}
+                subst = self._subst(name, port)
+                env = {**self._base_env(name), **service_env}
                 for service in template.links:
-                    env.update(self._link(name, service))
+                    address = self._link(name, service)
+                    if service == "downstream":
+                        env[ENV_DOWNSTREAM] = f"http://{address}"
+                    elif service == "engine" and self.infra.hatchet is not None:
+                        env.update(self.infra.hatchet.link_env(address))
+                    else:
+                        subst[service] = address  # a server of the system: {broker} in its command and env
+                try:
+                    argv = [arg.format(**subst) for arg in template.command]
+                    env.update({k: v.format(**subst) for k, v in template.env.items()})
+                except KeyError as exc:
+                    raise ValueError(f"{self.spec.name}/{name}: placeholder {exc} unknown (a server must be in the"
+                                     " process's links to be named)") from None
                 proc = self.infra.backend.process(
                     name=name,
-                    argv=[arg.format(**subst) for arg in template.command],
+                    argv=argv,
                     env=env,
                     log_path=logs / f"{name}.log",
                     roles=template.roles,
-                    health=health_of(template, subst),
+                    health=health_of(template.health, subst),
                     cwd=PROJECT_ROOT,
                     stop_grace_s=self.grace_s + 1,  # the app's own timeout first, SIGKILL just after
                 )
@@ -154,9 +205,11 @@ class Stack:
                 if "api" in template.roles and not self.api_url:
                     self.api_url = f"http://127.0.0.1:{port}"
                 proc.start()
+        servers = {srv.name for srv in self.spec.servers}  # waited for already
         for proc in self.processes.values():
-            took = proc.wait_healthy(90)
-            self.progress(f"  {self.spec.name}/{proc.name} healthy in {took:.1f}s")
+            if proc.name not in servers:
+                took = proc.wait_healthy(90)
+                self.progress(f"  {self.spec.name}/{proc.name} healthy in {took:.1f}s")
 
     def targets(self, selector: str) -> list[Proc]:
         """Processes a fault may hit: ``a|b`` alternatives, each an exact name or else a role."""
@@ -165,13 +218,22 @@ class Stack:
         return [p for p in pool if p.name in hit]
 
     def link_names(self, pattern: str) -> list[str]:
-        """Links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""
+        """Proxied links matching a glob-like pattern (``*->engine``, ``worker-1->engine``)."""
         shared = [DB_LINK] if "hatchet" in self.spec.services and self.infra.db_link else []
         return match_links(pattern, [*self.links, *shared])
 
+    def link_report(self) -> dict[str, list[str]]:
+        """Which links went through Toxiproxy and which were direct (for results.json)."""
+        shared = [DB_LINK] if "hatchet" in self.spec.services else []
+        proxied_shared = [n for n in shared if self.infra.db_link is not None]
+        return {"proxied": [*self.links, *proxied_shared],
+                "direct": [*self.direct, *(n for n in shared if n not in proxied_shared)]}
+
     def down(self) -> None:
-        """Stop own processes (workers before APIs, downstream last) and remove the links."""
+        """Stop own processes (workers before APIs, servers, downstream last), remove the links and server data."""
         stop_all(list(reversed(self.processes.values())))
+        for data in self._state_dirs:
+            shutil.rmtree(data, ignore_errors=True)
         toxi = self.infra.toxiproxy
         if toxi is not None:
             for name in self.links:

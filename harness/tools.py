@@ -23,6 +23,8 @@ HATCHET_VERSION = "v0.105.0"
 """Hatchet engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0, which we pin."""
 HATCHET_MODULE = "github.com/hatchet-dev/hatchet"
 HATCHET_COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet-admin")
+LOADTEST_COMMAND = "hatchet-loadtest"
+"""Hatchet's own load tester (Go client and worker), built from the same module and tag: the engine's ceiling."""
 TOXIPROXY_VERSION = "v2.12.0"
 """Toxiproxy server tag."""
 TOXIPROXY_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"
@@ -42,8 +44,9 @@ def _tool_dir(tool: str, version: str) -> Path:
 
 
 def hatchet_bin(name: str) -> Path:
-    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`)."""
-    return _require(_tool_dir("hatchet", HATCHET_VERSION) / "bin" / name)
+    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`, or :data:`LOADTEST_COMMAND`)."""
+    tool = "hatchet-loadtest" if name == LOADTEST_COMMAND else "hatchet"  # cached apart: older caches stay valid
+    return _require(_tool_dir(tool, HATCHET_VERSION) / "bin" / name)
 
 
 def toxiproxy_bin() -> Path:
@@ -112,8 +115,9 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, "CGO_ENABLED": "0"}
 
 
-def build_hatchet(out: Path) -> None:
-    """Build the engine, REST API, migrator and admin CLI at the pinned tag with its version stamped in."""
+def build_hatchet(out: Path, commands: tuple[str, ...] = HATCHET_COMMANDS) -> None:
+    """Build the engine, REST API, migrator and admin CLI (or other commands of the module) at the pinned tag,
+    with its version stamped in."""
     go, env = _go(), _go_env()
     # `go install module/cmd@tag` needs the module's version list, which the proxy here refuses;
     # downloading the exact version and building inside it needs only that version.
@@ -124,9 +128,9 @@ def build_hatchet(out: Path) -> None:
         why = info.get("Error") or proc.stderr.strip()
         raise ToolMissing(f"cannot download {HATCHET_MODULE}@{HATCHET_VERSION}: {why}")
     _run_with_heartbeat(
-        f"compiling hatchet {HATCHET_VERSION}",
+        f"compiling {', '.join(commands)} {HATCHET_VERSION}",
         [go, "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",
-         *[f"./cmd/{c}" for c in HATCHET_COMMANDS]],
+         *[f"./cmd/{c}" for c in commands]],
         cwd=Path(info["Dir"]), env=env,
     )
 
@@ -143,6 +147,8 @@ def build_toxiproxy(out: Path) -> None:
 def ensure_all() -> None:
     """Build whatever pinned binary is missing (quick when everything is cached)."""
     _build("hatchet", HATCHET_VERSION, build_hatchet, HATCHET_COMMANDS)
+    _build("hatchet-loadtest", HATCHET_VERSION, lambda out: build_hatchet(out, (LOADTEST_COMMAND,)),
+           (LOADTEST_COMMAND,))
     _build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy, ("server",))
 
 
@@ -153,7 +159,8 @@ def main() -> int:
     except ToolMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"tools ready: hatchet {HATCHET_VERSION}, toxiproxy {TOXIPROXY_VERSION} in {TOOLS_DIR}", flush=True)
+    print(f"tools ready: hatchet {HATCHET_VERSION} (and its loadtest), toxiproxy {TOXIPROXY_VERSION} in {TOOLS_DIR}",
+          flush=True)
     return 0
 
 

@@ -11,6 +11,9 @@ SCENARIO = Scenario(
     # stops two steps past the knee.
     defaults={"rate": 10.0, "step_s": 4.0, "step_factor": 1.5, "duration_s": 64.0, "drain_quiet_s": 20.0,
               "drain_deadline_s": 120.0},
+    # Hatchet's SDK triggers through the event loop's default executor (6 threads here): the naive
+    # configuration runs beside the tuned one, so the pitfall is measured in the same run.
+    also=("hatchet-naive",),
 )
 
 

@@ -44,6 +44,9 @@ class TaskConfig(BaseModel):
     """An attempt running longer is cancelled (where the system supports it)."""
     slots: int = 50
     """Concurrent tasks per worker process."""
+    trigger_threads: int = 64
+    """Threads an API gives its blocking trigger calls (Hatchet's SDK triggers in the default executor); 0: the
+    asyncio default, min(32, cores + 4)."""
     seed: int = 0
     """Seed of the job's pseudo-random failures."""
 

@@ -1,10 +1,11 @@
 """Downstream calls seen from both ends: the job's ``downstream.client`` span beside the service's
 ``downstream.server`` span, so a slow or failed call shows where its time went.
 
-Client time is the job's (request sent to answer or error, through its Toxiproxy link); server time
-is the service's (request received to answer sent, its ledger commit included). What lies between
-them, "outside the server", is the link and its faults, the network, the client's connection pool
-and the client's own event loop. A call the service never saw has no server side.
+Client time is the job's (request sent to answer or error, through its link: Toxiproxy when the
+scenario may fault it, else direct); server time is the service's (request received to answer
+sent, its ledger commit included). What lies between them, "outside the server", is the link and
+its faults, the network, the client's connection pool and the client's own event loop. A call the
+service never saw has no server side.
 """
 
 from __future__ import annotations

