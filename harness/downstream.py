@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -67,20 +67,23 @@ class _Call:
     done: asyncio.Future[float] | None = None
 
 
-@dataclass
 class Window:
-    """Durations (seconds) observed since the last read, with their percentiles on read."""
+    """Durations (seconds) observed since the last read, with their percentiles on read (thread-safe: the
+    writer thread adds commit times while the event loop reads them)."""
 
-    values: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW_CAP))
+    def __init__(self) -> None:
+        self._values: deque[float] = deque(maxlen=WINDOW_CAP)
+        self._lock = threading.Lock()
 
     def add(self, seconds: float) -> None:
         """Note one duration."""
-        self.values.append(seconds)
+        with self._lock:
+            self._values.append(seconds)
 
     def take(self) -> dict[str, float | int | None]:
         """Count, p50, p99 and max in milliseconds (nearest rank; None when empty), and start a new window."""
-        xs = sorted(self.values)
-        self.values.clear()
+        with self._lock:
+            xs, self._values = sorted(self._values), deque(maxlen=WINDOW_CAP)
         if not xs:
             return {"n": 0, "p50": None, "p99": None, "max": None}
         return {"n": len(xs), "p50": round(1000 * percentile(xs, 50), 3), "p99": round(1000 * percentile(xs, 99), 3),
