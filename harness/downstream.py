@@ -14,9 +14,10 @@ always in the ledger. Slow or failing calls come from Toxiproxy (links ``*->down
 from here.
 
 Each call is recorded twice: a ``call`` event (the effect the outside world sees, at the time it
-was received) and a ``downstream.server`` span (received -> answered, detail: the status and how
-long the ledger commit took). ``GET /stats`` reports the service's own health since the last read
-(the sampler polls it every second; see :mod:`harness.sampler`).
+was received whole) and a ``downstream.server`` span (received -> answered, detail: the status, how
+long the ledger commit took, and how late the body followed the headers when it did). ``GET /stats``
+reports the service's own health since the last read (the sampler polls it every second; see
+:mod:`harness.sampler`).
 """
 
 from __future__ import annotations
@@ -250,11 +251,15 @@ class DownstreamApp:
             await _reply(send, 404, {"error": "not found"})
 
     async def _send(self, receive: Receive, send: Send) -> None:
-        received = time.time()
+        headers = time.time()
         self.in_progress += 1
         try:
             try:
-                body = json.loads(await _body(receive))
+                raw = await _body(receive)
+                # Received once the whole request is in: a client that sends its body late (a busy event loop
+                # between its header and body writes) spends that time outside the server, and the detail says so.
+                received = time.time()
+                body = json.loads(raw)
                 task_id, attempt = str(body["task_id"]), int(body.get("attempt", 0))
             except (ValueError, KeyError, TypeError):
                 await _reply(send, 422, {"error": "expected {task_id, attempt}"})
@@ -270,7 +275,10 @@ class DownstreamApp:
             answered = time.time()
             self.answered += 1
             self.service.add(answered - received)
-            self.log.span(task_id, attempt, received, answered, f"200 (ledger commit {1000 * commit_s:.1f} ms)")
+            late = received - headers
+            body_note = f", body {1000 * late:.0f} ms after the headers" if late >= 0.001 else ""
+            detail = f"200 (ledger commit {1000 * commit_s:.1f} ms{body_note})"
+            self.log.span(task_id, attempt, received, answered, detail)
         finally:
             self.in_progress -= 1
 
