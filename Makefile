@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (Python 3.11 and Go on PATH, nothing else):
-#   make report   set up, run every default-tier scenario against both systems, print the report path
+#   make report   set up, run every default-tier scenario against native, Hatchet and Celery, print the report path
 #   make test     set up, run the unit tests and `pytest scenarios/` on the real stack
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed
 .PHONY: help setup venv tools browser servers wrk report test unit scenarios lint bench bench-tier clean
 
 help:
-	@echo "make report   set up and run every scenario against both systems; prints the report path"
+	@echo "make report   set up and run every scenario against native, Hatchet and Celery; prints the report path"
 	@echo "make test     set up and run unit tests plus pytest scenarios/ (real Postgres, Hatchet, workers)"
 	@echo "make lint     ruff and mypy"
 	@echo "make bench    set up and measure the harness's own cost and spread (writes reports/bench/bench-<time>.json)"
@@ -67,7 +67,7 @@ wrk:
 	  || { echo "error: could not install wrk with apt-get (see /tmp/harness-apt-wrk.log); install Debian's wrk package and re-run"; exit 1; }; }
 
 report: setup
-	@$(BIN)/harness run all --system both
+	@$(BIN)/harness run all --system all
 
 test: setup
 	@$(BIN)/pytest

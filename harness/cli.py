@@ -18,14 +18,15 @@ from typing import NoReturn
 from harness import report
 from harness.catalog import discover
 from harness.checker import IdentityError
+from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
-from harness.spec import COMPARED, SpecError, SystemSpec, find_systems
-from harness.stack import Stack
+from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
+from harness.stack import ServerMissing, Stack
 from harness.tools import ToolMissing
 
 
@@ -48,12 +49,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="scenario names (see `harness list`), or `all` for every default-tier scenario of the "
                           "native-vs-Hatchet comparison (scenarios naming their own systems, e.g. calibration, "
                           "run by name)")
-    run.add_argument("--system", default="both",
-                     help="native, hatchet, both (default: native and hatchet), or a comma-separated list of "
-                          "system names; a scenario naming its own systems (calibration) ignores it")
+    run.add_argument("--system", default="all",
+                     help="all (default: native, hatchet and celery), both (native and hatchet), or a comma-separated "
+                          "list of system names; a scenario naming its own systems (calibration) ignores it")
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
+    run.add_argument("--engine", default=None, choices=ENGINES,
+                     help="built (the harness builds and starts its own Hatchet engine; the default) or external: "
+                          "the engine the HATCHET_CLIENT_* variables name (it receives the scenario's real load)")
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
@@ -74,7 +78,7 @@ def _cmd_list() -> int:
         tier = "" if s.tier == "default" else f" [{s.tier}]"
         own = f" [systems: {','.join(s.systems)}]" if s.systems is not None else ""
         print(f"  {s.name:<18}{tier}{own} {s.fault}")
-    print(f"systems (`both`: {', '.join(COMPARED)}):")
+    print(f"systems (`all`: {', '.join(COMPARED)}; `both`: {', '.join(SELECTIONS['both'])}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
     print("parameters (--param NAME=VALUE):")
@@ -98,10 +102,11 @@ def _writable_dir(path: Path) -> Path:
 
 def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Scenario],
                 systems: dict[str, SystemSpec]) -> list[tuple[Scenario, list[SystemSpec]]]:
-    """Each scenario to run with its systems: ``all`` and ``both`` mean the native-vs-Hatchet comparison.
+    """Each scenario to run with its systems.
 
-    ``all`` is every default-tier scenario that does not name its own systems; ``both`` is native and
-    Hatchet; a scenario naming its systems (calibration) runs against those whatever ``--system`` says.
+    Scenario ``all`` is every default-tier scenario that does not name its own systems; system ``all``
+    is the compared systems (native, Hatchet, Celery), ``both`` native and Hatchet; a scenario naming its
+    systems (calibration) runs against those whatever ``--system`` says.
     """
     # A calibration scenario in `all` would add its system to the comparison's report: it runs by name.
     everything = [n for n in known if known[n].tier == "default" and known[n].systems is None]
@@ -109,10 +114,10 @@ def select_runs(scenario_names: list[str], system_arg: str, known: dict[str, Sce
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown scenario {unknown[0]!r} (known: {', '.join(known)})")
-    wanted = list(COMPARED) if system_arg == "both" else [s.strip() for s in system_arg.split(",") if s.strip()]
+    wanted = list(SELECTIONS.get(system_arg) or [s.strip() for s in system_arg.split(",") if s.strip()])
     bad = [s for s in wanted if s not in systems]
     if bad or not wanted:
-        raise UsageError(f"--system {system_arg!r}: expected native, hatchet, both or one of {', '.join(systems)}")
+        raise UsageError(f"--system {system_arg!r}: expected all, both or names among {', '.join(systems)}")
     runs = []
     for name in names:
         chosen = known[name].systems_for(wanted)
@@ -134,8 +139,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
+    engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
+        else None
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out) as session:
+    with Session(root=out, engine=engine) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -210,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

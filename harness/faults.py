@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -231,9 +232,19 @@ class Nemeses:
             m.teardown()
 
 
-def not_applicable(fault: Fault, spec: SystemSpec) -> str | None:
-    """Why fault has no meaning for a system (nothing it could hit), or None when it applies."""
+def not_applicable(fault: Fault, spec: SystemSpec, outside: Mapping[str, str] | None = None) -> str | None:
+    """Why fault has no meaning for a system (nothing it could hit), or None when it applies.
+
+    ``outside`` names processes and links the system has but the harness does not own (an external
+    engine and its database), each with the reason: a fault hitting only those is not applicable.
+    """
+    outside = outside or {}
     if fault.action in PROCESS_ACTIONS:
         hit = select(fault.target, planned_processes(spec))
-        return None if hit else f"{spec.name} has no {fault.target!r} process"
-    return None if match_links(fault.target, planned_links(spec)) else f"{spec.name} has no link {fault.target!r}"
+        missing = f"{spec.name} has no {fault.target!r} process"
+    else:
+        hit = match_links(fault.target, planned_links(spec))
+        missing = f"{spec.name} has no link {fault.target!r}"
+    if not hit:
+        return missing
+    return outside[hit[0]] if all(name in outside for name in hit) else None

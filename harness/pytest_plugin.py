@@ -8,6 +8,7 @@ those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left o
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from harness import report
+from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import Ledger, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
@@ -81,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, help="seed of every scenario (default: the scenario's)")
     group.addoption("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario parameter, e.g. --param rate=50 (repeatable)")
+    group.addoption("--engine", default=None, choices=ENGINES,
+                    help="built (default: the harness's own Hatchet engine) or external: the engine the "
+                         "HATCHET_CLIENT_* variables name (it receives the scenarios' real load)")
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
@@ -121,9 +126,13 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 
 
 @pytest.fixture(scope="session")
-def harness_session() -> Iterator[Session]:
+def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
     """One run id and one set of shared servers for the whole pytest session."""
-    session = Session()
+    try:
+        engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
+    except EngineUnusable as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = Session(engine=engine)
     try:
         yield session
     finally:

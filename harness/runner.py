@@ -21,12 +21,14 @@ from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger
 from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
+from harness.procs import Proc
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
 from harness.schedule import Observation, Schedule, link_targets
 from harness.services import Infra
 from harness.spec import SystemSpec
 from harness.stack import Stack
+from harness.supervisor import Supervisor
 
 Progress = Callable[[str], None]
 DriverFactory = Callable[[], LoadDriver]
@@ -84,10 +86,12 @@ def _wait_warmup(ledger: Ledger, deadline: float) -> None:
                       f"{WARMUP_TIMEOUT_S:.0f}s (the stack is not processing tasks)")
 
 
-def drain(ledger: Ledger, quiet_s: float, deadline_s: float) -> tuple[float, str]:
-    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline."""
+def drain(ledger: Ledger, quiet_s: float, deadline_s: float, tick: Callable[[], None] = lambda: None
+          ) -> tuple[float, str]:
+    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline (tick: each poll)."""
     t0 = time.time()
     while True:
+        tick()
         now = time.time()
         if ledger.missing_effects() == 0:
             return now - t0, "complete"
@@ -113,7 +117,7 @@ def _warm_up(stack: Stack, ledger: Ledger, params: Params) -> None:
 
 
 def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, ledger: Ledger, schedule: Schedule,
-             nemesis: Nemeses, progress: Progress) -> None:
+             nemesis: Nemeses, supervisor: Supervisor, progress: Progress) -> None:
     """Run the measured load, injecting the schedule's faults and healing each when its time comes."""
     driver.start(stack.api_url, plan, ledger, stack.spec.name)  # returns when the first request is due
     t0 = time.time()
@@ -131,7 +135,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):
-                if (why := not_applicable(fault, stack.spec)) is not None:
+                if (why := not_applicable(fault, stack.spec, stack.infra.outside(stack.spec.services))) is not None:
                     progress(f"  t={elapsed:5.1f}s skipped {fault.action} {fault.target}: {why}")
                     now = time.time()
                     ledger.fault_ended(ledger.fault_started("skipped", f"{fault.action} {fault.target}",
@@ -143,6 +147,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             nemesis.heal(a)
             active.remove(a)
             progress(f"  t={time.time() - t0:5.1f}s healed {a.fault.action} {','.join(a.targets)}")
+        supervisor.check(held=[t for a in active for t in a.targets])
         if probe is not None and not load_done and probe.past_knee(ledger):
             progress(f"  t={elapsed:5.1f}s past the knee ({probe.reason}): stopping the load")
             driver.stop()
@@ -176,10 +181,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     run_dir = out_dir / spec.name
     params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
+    outside = infra.outside(spec.services)
     for step in steps:
-        if all(not_applicable(f, spec) for f in step.choices):
+        if all(not_applicable(f, spec, outside) for f in step.choices):
             # This step can hit nothing in this system: the scenario has no meaning for it.
-            reason = next(r for f in step.choices if (r := not_applicable(f, spec)))
+            reason = next(r for f in step.choices if (r := not_applicable(f, spec, outside)))
             progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
             return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
     # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
@@ -204,21 +210,30 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
         nemesis.setup(stack, ledger, random.Random(params.seed))
-        with Sampler(ledger, lambda: list(stack.processes.values()) + infra.processes(spec.services)):
+
+        def watched() -> list[Proc]:
+            return list(stack.processes.values()) + infra.processes(spec.services)
+
+        supervisor = Supervisor(ledger, watched, progress)
+        with Sampler(ledger, watched):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
                 _warm_up(stack, ledger, params)
             progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                      f" ({len(schedule.steps)} fault step(s))")
             driver = driver_factory()
-            _measure(driver, plan, params, stack, ledger, schedule, nemesis, progress)
+            _measure(driver, plan, params, stack, ledger, schedule, nemesis, supervisor, progress)
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
+            if spec.drain_why and not params.drain_quiet_s:
+                result.extra["drain_why"] = spec.drain_why
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
-            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s)
+            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
             ledger.set_meta("drain_end", time.time())
+            supervisor.wait()
+            result.extra["crashes"] = supervisor.crashes
     finally:
         try:
             if driver is not None:
@@ -253,6 +268,7 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
     finally:
         results.redact(out_dir, infra.secrets())
     doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)
+    doc["manifest"].update(infra.manifest())
     results.write(out_dir, doc)
     report.write_scenario(out_dir, doc)
     broken = [f"{r['system']}: {b}" for r in doc["runs"] for b in r.get("identities_broken", [])]

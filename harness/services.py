@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import ceilings, netns, tools
+from harness.external import ExternalHatchet
 from harness.links import Link, Toxiproxy, proxied
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
@@ -32,6 +33,9 @@ DB_LINK = "engine->postgres"
 """The link between the Hatchet engine and its Postgres."""
 HATCHET_TENANT = "707d0855-80ab-4e1f-a156-f1c4546cbf52"
 """The tenant ``hatchet-admin quickstart`` seeds."""
+SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "engine-api": ("engine-api",),
+                                 "engine-api-bridge": ("engine-api",), "postgres": ("db",)}}
+"""Shared processes each harness service brings, with their roles."""
 
 Progress = Callable[[str], None]
 
@@ -258,6 +262,19 @@ class HatchetEngine:
             raise RuntimeError(f"{what} failed: {' | '.join(tail)}")
         return proc.stdout
 
+    source = "built"
+    """Where the engine comes from (manifest): built by set-up from the pinned module and started here."""
+
+    @property
+    def address(self) -> str:
+        """host:port of its gRPC endpoint."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def version(self) -> str:
+        """The pinned tag it was built from."""
+        return tools.HATCHET_VERSION
+
     def link_env(self, listen: str) -> dict[str, str]:
         """Environment pointing an SDK process at the engine through its link at listen (host:port)."""
         return {"HATCHET_CLIENT_HOST_PORT": listen}
@@ -280,7 +297,8 @@ class HatchetEngine:
 class Infra:
     """Servers shared by the runs of a session: Toxiproxy always, Postgres and Hatchet on demand."""
 
-    def __init__(self, log_dir: Path, progress: Progress = _quiet, backend: ProcessBackend | None = None) -> None:
+    def __init__(self, log_dir: Path, progress: Progress = _quiet, backend: ProcessBackend | None = None,
+                 engine: ExternalHatchet | None = None) -> None:
         self.log_dir = log_dir
         """Where the shared servers log."""
         self.backend: ProcessBackend = backend or LocalBackend()
@@ -296,8 +314,8 @@ class Infra:
         """Client of the Toxiproxy server."""
         self.postgres: Postgres | None = None
         """Hatchet's Postgres, once started."""
-        self.hatchet: HatchetEngine | None = None
-        """The Hatchet engine, once started."""
+        self.hatchet: HatchetEngine | ExternalHatchet | None = engine
+        """The Hatchet engine: built and started here on first need, or the user's (``--engine external``)."""
         self.db_link: Link | None = None
         """engine->postgres link."""
 
@@ -324,6 +342,8 @@ class Infra:
         for name in services:
             if name != "hatchet":
                 raise ValueError(f"unknown service {name!r} (the harness provides: hatchet)")
+            if isinstance(self.hatchet, ExternalHatchet):
+                continue  # the user's engine: nothing to start
             if self.postgres is None:
                 self.progress("starting Postgres")
                 self.postgres = Postgres(self.state_dir / "postgres", self.log_dir, self.backend)
@@ -334,7 +354,7 @@ class Infra:
                 self.toxiproxy.destroy(DB_LINK)
                 self.db_link = None
             db_port = self.db_link.port if self.db_link else self.postgres.port
-            if self.hatchet is None:
+            if not isinstance(self.hatchet, HatchetEngine):
                 self.progress(f"starting the Hatchet engine (database {'through' if self.db_link else 'not through'}"
                               f" Toxiproxy)")
                 self.hatchet = HatchetEngine(self.state_dir / "hatchet", self.log_dir, self.backend)
@@ -350,16 +370,31 @@ class Infra:
             out += [*self.hatchet.processes(), *([self.postgres.process] if self.postgres.process else [])]
         return out
 
+    def outside(self, services: Sequence[str]) -> dict[str, str]:
+        """Processes and links of ``services`` that exist but are not the harness's to fault, with why."""
+        if "hatchet" in services and isinstance(self.hatchet, ExternalHatchet):
+            why = "external engine: its process and database are not the harness's to fault"
+            return {name: why for name in (*SERVICE_PROCESSES["hatchet"], DB_LINK)}
+        return {}
+
     def references(self, services: Sequence[str], out_dir: Path, namespace: str) -> dict[str, Any]:
         """Reference ceilings of the servers behind ``services``, measured now (:mod:`harness.ceilings`)."""
         out: dict[str, Any] = {}
-        if "hatchet" in services and self.hatchet is not None and self.postgres is not None:
+        if "hatchet" in services and self.hatchet is not None:
             engine = self.hatchet
-            env = {**engine.client_env(namespace), **engine.link_env(f"127.0.0.1:{engine.grpc_port}")}
+            env = {**engine.client_env(namespace), **engine.link_env(engine.address)}
             out["engine"] = ceilings.engine_runs_per_s(env, out_dir)
-            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, engine.db_port, out_dir),
+        if "hatchet" in services and isinstance(self.hatchet, HatchetEngine) and self.postgres is not None:
+            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, self.hatchet.db_port,
+                                                                 out_dir),
                                "path": "engine->postgres link (Toxiproxy)" if self.db_link else "direct"}
         return out
+
+    def manifest(self) -> dict[str, str]:
+        """What the manifest says of the servers: the engine's version and where it comes from (never its token)."""
+        if isinstance(self.hatchet, ExternalHatchet):
+            return {"hatchet_engine": self.hatchet.version, "engine_source": f"external ({self.hatchet.address})"}
+        return {"engine_source": "built from the pinned module by set-up, started by the harness"}
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in a run directory."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import report, results
+from harness.external import ExternalHatchet
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER
 from harness.runner import DriverFactory, Progress, run_scenario
@@ -39,7 +40,7 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver) -> None:
+                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None) -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
@@ -50,7 +51,7 @@ class Session:
         """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
-        self.infra = Infra(self.root / "logs", progress)
+        self.infra = Infra(self.root / "logs", progress, engine=engine)
         """Servers shared by every scenario of the session."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""

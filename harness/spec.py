@@ -34,9 +34,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout holding harness/, apps/ and scenarios/."""
 APPS_DIR = PROJECT_ROOT / "apps"
 """Where system specs are found."""
-COMPARED = ("native", "hatchet")
-"""The systems the project compares: what ``both`` (the default selection) means. Any other system
-(``calibration``, a user's Celery app) runs when named, or by a scenario that names it."""
+COMPARED = ("native", "hatchet", "celery")
+"""The systems the project compares: what ``all`` (the default selection) means. Any other system
+(``calibration``, a variant such as ``hatchet-naive``, a user's own) runs when named, or by a scenario
+that names it."""
+SELECTIONS = {"all": COMPARED, "both": ("native", "hatchet")}
+"""Names of system selections: ``all`` the compared systems; ``both`` native and Hatchet (earlier runs' default)."""
 
 
 class SpecError(ValueError):

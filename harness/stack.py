@@ -17,20 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
+from harness.external import ExternalHatchet
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
 from harness.links import Link, match_links, proxied
 from harness.procs import Health, Proc, free_port, stop_all
-from harness.services import DB_LINK, Infra, Progress
+from harness.services import DB_LINK, SERVICE_PROCESSES, Infra, Progress
 from harness.spec import PROJECT_ROOT, SystemSpec, health_of
-
-SERVICE_PROCESSES = {"hatchet": {"engine": ("engine",), "engine-api": ("engine-api",),
-                                 "engine-api-bridge": ("engine-api",), "postgres": ("db",)}}
-"""Shared processes each harness service brings, with their roles."""
 
 
 def planned_processes(spec: SystemSpec) -> dict[str, tuple[str, ...]]:
     """Every process a run of spec will have (own, downstream, shared), with roles, before it starts."""
     procs: dict[str, tuple[str, ...]] = {"downstream": ("downstream",)}
+    procs.update({srv.name: srv.roles for srv in spec.servers})
     for t in spec.processes:
         procs.update({name: t.roles for name in t.instance_names()})
     for service in spec.services:
@@ -104,18 +102,18 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
 
-    def _endpoint(self, service: str) -> int:
-        """Port of what a link to service leads to."""
+    def _endpoint(self, service: str) -> str:
+        """Address (host:port) of what a link to service leads to."""
         if service == "engine" and "hatchet" in self.spec.services and self.infra.hatchet is not None:
-            return self.infra.hatchet.grpc_port
+            return self.infra.hatchet.address
         if service in self._ports:
-            return self._ports[service]
+            return f"127.0.0.1:{self._ports[service]}"
         raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(self._ports)}; 'engine'"
                          " needs services = [\"hatchet\"])")
 
     def _link(self, process: str, service: str) -> str:
         """Make ``process->service``, proxied or direct; return the address the process reaches it at."""
-        name, upstream = f"{process}->{service}", f"127.0.0.1:{self._endpoint(service)}"
+        name, upstream = f"{process}->{service}", self._endpoint(service)
         if not proxied(name, self.proxy):
             self.direct.append(name)
             return upstream
@@ -154,6 +152,8 @@ class Stack:
         logs = self.run_dir / "logs"
         if missing := [exe for srv in self.spec.servers for exe in srv.missing()]:
             raise ServerMissing(f"{self.spec.name} needs {', '.join(missing)} on PATH (`make setup` installs it)")
+        if "hatchet" in self.spec.services and isinstance(self.infra.hatchet, ExternalHatchet):
+            self.infra.hatchet.check_namespace(self.namespace)  # a user's engine: never share a namespace
         self.infra.ensure(self.spec.services, self.proxy)
         self._ports["downstream"] = port = free_port()
         downstream = self.infra.backend.process(

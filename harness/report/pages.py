@@ -315,6 +315,12 @@ def _run_facts(doc: dict[str, Any]) -> str:
         ("stack up (s)", [fmt(r.get("stack_up_s")) for r in runs]),
         ("drain (s)", [fmt(r.get("drain_s")) for r in runs]),
         ("drain ended by", [str(r.get("drain_end", "—")) for r in runs]),
+        ("drain quiet time (s)", [fmt(r.get("drain_quiet_s")) + (f" ({r['drain_why']})" if r.get("drain_why") else "")
+                                  for r in runs]),
+        ("crashes (restarted by the supervisor)", [fmt(r.get("crashes")) for r in runs]),
+        ("links through Toxiproxy", [", ".join((r.get("links") or {}).get("proxied", [])) or "none" for r in runs]),
+        ("own settings (variant)", [", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items()) or "—"
+                                    for r in runs]),
         ("ledger", [str(r.get("ledger", "—")) for r in runs]),
         ("identities broken", ["; ".join(r.get("identities_broken") or []) or "none" for r in runs]),
         ("harness degraded", [_degraded(r) for r in runs]),

@@ -25,18 +25,21 @@ def test_list_names_every_scenario_and_system() -> None:
     for name in ("baseline", "app-kill", "worker-kill", "calibration", "calibration-kill", "native", "hatchet"):
         assert name in out.stdout
     assert "  calibration        [systems: calibration]" in out.stdout
-    assert "systems (`both`: native, hatchet):" in out.stdout
+    assert "systems (`all`: native, hatchet, celery; `both`: native, hatchet):" in out.stdout
 
 
 def _names(runs: list[tuple[Scenario, list[SystemSpec]]]) -> dict[str, list[str]]:
     return {scenario.name: [s.name for s in specs] for scenario, specs in runs}
 
 
-def test_all_and_both_are_the_native_vs_hatchet_comparison() -> None:
-    runs = _names(select_runs(["all"], "both", discover(), find_systems()))
-    assert "baseline" in runs and "app-kill" in runs
+def test_all_is_the_three_way_comparison_and_both_native_vs_hatchet() -> None:
+    runs = _names(select_runs(["all"], "all", discover(), find_systems()))
+    assert "baseline" in runs and "app-kill" in runs and "broker-restart" in runs
     assert not {"calibration", "calibration-kill"} & set(runs), "calibration runs by name, not in `all`"
-    assert all(systems == ["native", "hatchet"] for systems in runs.values()), runs
+    assert runs["baseline"] == ["native", "hatchet", "celery"], runs
+    assert runs["capacity"] == ["native", "hatchet", "hatchet-naive", "celery"], "variants in `also` follow their base"
+    both = _names(select_runs(["baseline"], "both", discover(), find_systems()))
+    assert both == {"baseline": ["native", "hatchet"]}
 
 
 def test_a_scenario_naming_its_systems_runs_against_them_only() -> None:
