@@ -7,9 +7,9 @@ Every ``interval_s`` the sampler writes, as ``(source, metric)``:
 - ``(system, pending)``, ``(system, in_flight)``: the backlog as the ledger sees it;
 - ``(downstream, poll_ms)``: how long the downstream service took to answer ``GET /stats`` (a stalled
   event loop or a full listen queue shows here first; an unreachable service counts as the poll timeout);
-- ``(downstream, service_p99_ms|service_max_ms|calls|in_progress|write_queue|commit_max_ms)``: what the
-  service measured since the previous poll (received -> answered per call, calls answered, calls
-  received and not answered, records waiting for its ledger writer, its slowest commit);
+- ``(downstream, service_p99_ms|service_max_ms|calls|calls_per_s|in_progress|write_queue|commit_max_ms)``:
+  what the service measured since the previous poll (received -> answered per call, calls answered,
+  calls received and not answered, records waiting for its ledger writer, its slowest commit);
 - ``(sampler, ledger_write_ms)``: the slowest of the sampler's own ledger writes of the previous tick,
   a probe of how long any writer waits for the shared ledger.
 
