@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from harness import report
+from harness import hosts, report
 from harness.catalog import discover
 from harness.checker import IdentityError
 from harness.external import ENGINES, EngineUnusable, select_engine
@@ -24,6 +24,7 @@ from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import ParamError, Params, Scenario
+from harness.services import stack_units
 from harness.session import Session
 from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
 from harness.stack import ServerMissing, Stack
@@ -77,6 +78,20 @@ def _ledger_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
                         help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
                              "scenario and system, copied to <system>/ledger.db when the run ends)")
+    parser.add_argument("--hosts", type=int, default=0, metavar="N",
+                        help="place each system's processes on N network hosts (namespaces joined by a bridge the run "
+                             "creates; needs root): link-down faults between hosts become network partitions; "
+                             "0 (default): one machine")
+
+
+def check_hosts(count: int, runs: list[tuple[Scenario, list[SystemSpec]]], external: bool) -> None:
+    """Refuse a --hosts value this machine or these systems cannot have, before anything starts."""
+    if not count:
+        return
+    hosts.check_available()
+    for _, specs in runs:
+        for spec in specs:
+            hosts.check_placement(count, stack_units(spec, "hatchet" in spec.services and not external), spec.name)
 
 
 def _cmd_list() -> int:
@@ -150,8 +165,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
         else None
     check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
+    check_hosts(args.hosts, runs, engine is not None)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, engine=engine, ledger=args.ledger) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger, hosts=args.hosts) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -185,8 +201,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
     check_option(args.ledger)
+    check_hosts(args.hosts, [(Scenario(name="up", fault="", claim=""), [spec])], False)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, ledger=args.ledger) as session:
+    with Session(root=out, ledger=args.ledger, hosts=args.hosts) as session:
         run_dir = session.root / spec.name
         ledger = session.ledgers.create(run_dir, f"{session.run_id}_up_{spec.name}")
         ledger.set_meta("system", spec.name)

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from harness.ledger import Recorder
 
 
-def serve(port: int, recorder: Recorder) -> None:
+def serve(host: str, port: int, recorder: Recorder) -> None:
     """Answer ``POST /send`` (records a call) and ``GET /healthz`` until killed."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -48,17 +48,18 @@ def serve(port: int, recorder: Recorder) -> None:
             pass
 
     ThreadingHTTPServer.daemon_threads = True
-    with ThreadingHTTPServer(("127.0.0.1", port), Handler) as httpd:
-        print(f"downstream listening on 127.0.0.1:{port}", flush=True)
+    with ThreadingHTTPServer((host, port), Handler) as httpd:
+        print(f"downstream listening on {host}:{port}", flush=True)
         httpd.serve_forever()
 
 
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--port", type=int, required=True, help="port to listen on (127.0.0.1)")
+    ap.add_argument("--port", type=int, required=True, help="port to listen on")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (its host's, when the run has several)")
     args = ap.parse_args()
-    serve(args.port, Recorder.from_env())
+    serve(args.host, args.port, Recorder.from_env())
 
 
 if __name__ == "__main__":

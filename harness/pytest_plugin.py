@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness import report
+from harness import hosts, report
 from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
@@ -90,6 +90,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--hosts", type=int, default=0, metavar="N",
+                    help="place each system's processes on N network hosts the run creates (root); 0: one machine")
     group.addoption("--ledger", default="sqlite", metavar="BACKEND",
                     help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
@@ -134,9 +136,13 @@ def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
     try:
         engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
         ledger = check_option(pytestconfig.getoption("--ledger"))
-    except (EngineUnusable, LedgerOptionError) as exc:
+        count = pytestconfig.getoption("--hosts")
+        if count:
+            hosts.check_available()
+            hosts.check_placement(count, [["api"]] * count, "the session")  # per system: when each scenario runs
+    except (EngineUnusable, LedgerOptionError, hosts.HostsUnavailable) as exc:
         raise pytest.UsageError(str(exc)) from None
-    session = Session(engine=engine, ledger=ledger)
+    session = Session(engine=engine, ledger=ledger, hosts=count)
     try:
         yield session
     finally:

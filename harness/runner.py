@@ -197,7 +197,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s, proxy=link_targets(steps))
+                  grace_s=params.grace_s, link_faults=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     if spec.params:
@@ -210,6 +210,10 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
+        where = {p: infra.backend.address(p)
+                 for p in [*(p.name for p in infra.processes(spec.services)), *stack.processes, "locust"]}
+        if set(where.values()) != {"127.0.0.1"}:
+            result.extra["addresses"] = where  # the run has hosts: which process ran where
         nemesis.setup(stack, ledger, random.Random(params.seed))
 
         def watched() -> list[Proc]:
