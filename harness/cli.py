@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError,
+            hosts.HostsUnavailable) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:
