@@ -28,7 +28,7 @@ from harness.procs import Health, LocalBackend, free_port
 from harness.spec import PROJECT_ROOT
 
 WRK = "/usr/bin/wrk"
-"""Debian's wrk (``make wrk`` installs it)."""
+"""Debian's wrk (``make servers`` installs it)."""
 WRK_THREADS = 2
 """wrk threads (the machine has 2 cores; the service gets what is left)."""
 SCRIPT = r"""
@@ -55,7 +55,7 @@ def wrk_path() -> str:
     """wrk's path, or SystemExit with how to get it."""
     found = shutil.which("wrk") or (WRK if Path(WRK).exists() else None)
     if found is None:
-        raise SystemExit("wrk is missing: `make wrk` installs Debian's wrk")
+        raise SystemExit("wrk is missing: `make servers` installs Debian's wrk")
     return found
 
 

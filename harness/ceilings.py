@@ -94,8 +94,9 @@ def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_R
     }
 
 
-def _pg_tps(pgbench: Path, port: int, db: str, script: Path, clients: int, seconds: int) -> tuple[float, str]:
-    argv = [str(pgbench), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", "-f", str(script),
+def _pg_tps(pgbench: Path, host: str, port: int, db: str, script: Path, clients: int, seconds: int
+            ) -> tuple[float, str]:
+    argv = [str(pgbench), "-h", host, "-p", str(port), "-U", "postgres", "-n", "-f", str(script),
             "-c", str(clients), "-j", str(clients), "-T", str(seconds), db]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     found = re.search(r"tps = ([0-9.]+)", proc.stdout)
@@ -104,12 +105,13 @@ def _pg_tps(pgbench: Path, port: int, db: str, script: Path, clients: int, secon
     return float(found.group(1)), " ".join(argv) + "\n" + proc.stdout
 
 
-def postgres_commits_per_s(bin_dir: Path, port: int, out_dir: Path, clients: tuple[int, ...] = PGBENCH_CLIENTS,
-                           seconds: int = PGBENCH_SECONDS) -> dict[str, Any]:
-    """Single-row INSERT commits per second by client count, through port (the path the engine used)."""
+def postgres_commits_per_s(bin_dir: Path, host: str, port: int, out_dir: Path,
+                           clients: tuple[int, ...] = PGBENCH_CLIENTS, seconds: int = PGBENCH_SECONDS
+                           ) -> dict[str, Any]:
+    """Single-row INSERT commits per second by client count, at host:port (the path the engine used)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db = "harness_pgbench"
-    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql = [str(bin_dir / "psql"), "-h", host, "-p", str(port), "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
     subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}", "-c", f"CREATE DATABASE {db}"],
                    check=True, capture_output=True)
     subprocess.run([*psql, "-d", db, "-c", "CREATE TABLE ref (id bigserial PRIMARY KEY, v int NOT NULL)"],
@@ -120,7 +122,7 @@ def postgres_commits_per_s(bin_dir: Path, port: int, out_dir: Path, clients: tup
     logs: list[str] = []
     try:
         for n in clients:
-            value, log = _pg_tps(bin_dir / "pgbench", port, db, script, n, seconds)
+            value, log = _pg_tps(bin_dir / "pgbench", host, port, db, script, n, seconds)
             tps[str(n)] = round(value, 1)
             logs.append(log)
     except (RuntimeError, subprocess.SubprocessError) as exc:

@@ -1,8 +1,8 @@
 """The downstream service: a small "email provider" jobs call; it records every call it receives.
 
 Its call log is the side effect as the outside world sees it; the checker reconciles it with the
-jobs' own effect records. Run as ``python -m harness.downstream --port N`` with the ledger
-environment set; it binds 127.0.0.1 only.
+jobs' own effect records. Run as ``python -m harness.downstream --port N [--host ADDRESS]`` with the
+ledger environment set; it binds 127.0.0.1 (or the address of its host, in a run with several).
 
 It must never be what a run measures, so it is built the way a healthy provider is: one asyncio
 event loop (uvicorn with uvloop and httptools, a bare ASGI app, no framework), TCP_NODELAY on every
@@ -322,11 +322,12 @@ def serve(sock: socket.socket, recorder: Recorder) -> None:
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, required=True, help="port to listen on (127.0.0.1)")
+    ap.add_argument("--port", type=int, required=True, help="port to listen on")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (its host's, when the run has several)")
     args = ap.parse_args()
     try:
         recorder = Recorder.from_env()
-        sock = listen_socket(args.port)
+        sock = listen_socket(args.port, args.host)
     except (RuntimeError, ValueError, OSError, OverflowError) as exc:  # bad environment or port: nothing served
         print(f"downstream: {exc}", file=sys.stderr)
         sys.exit(2)

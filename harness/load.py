@@ -18,7 +18,6 @@ import json
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ import httpx
 
 from harness.history import Op, Outcome
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
-from harness.procs import Health, HealthTimeout, ManagedProcess, free_port
+from harness.procs import Health, HealthTimeout, LocalBackend, Proc, ProcessBackend, free_port
 from harness.spec import PROJECT_ROOT
 
 LOCUSTFILE = Path(__file__).parent / "loadgen" / "locustfile.py"
@@ -227,12 +226,14 @@ class LocustDriver:
     START_TIMEOUT_S = 60.0
     """Longest wait for Locust to start and fix the open loop's start time."""
 
-    def __init__(self, processes: int = 0, out_dir: Path | None = None) -> None:
+    def __init__(self, processes: int = 0, out_dir: Path | None = None, backend: ProcessBackend | None = None) -> None:
         self.processes = processes
         """Locust worker processes (``--processes N``); 0: one process, no master."""
+        self.backend: ProcessBackend = backend or LocalBackend()
+        """Where Locust runs (this machine, or the load generator's host when the run has several)."""
         self.out_dir = out_dir
         """Where Locust's files go (None: ``locust/`` next to the ledger)."""
-        self.process: ManagedProcess | None = None
+        self.process: Proc | None = None
         """The Locust process (its group holds the workers), once started."""
         self.stem: Path | None = None
         """Path prefix of this run's Locust files (``<out_dir>/<phase>``)."""
@@ -261,8 +262,8 @@ class LocustDriver:
             stem = out / f"{plan.phase}-{n}"
         stem.with_suffix(".plan.json").write_text(plan.to_json() + "\n")
         self.stem, self._plan, self._ledger = stem, plan, ledger
-        self.process = ManagedProcess(
-            name=f"locust-{stem.name}",
+        self.process = self.backend.process(
+            name="locust",
             argv=self.command(base_url, plan, stem),
             env={ENV_LEDGER: ledger.url, ENV_SYSTEM: system, ENV_SHAPE: "open", "PYTHONPATH": str(PROJECT_ROOT),
                  "PYTHONUNBUFFERED": "1"},
@@ -287,12 +288,10 @@ class LocustDriver:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until Locust exited; raise if it failed or sent another count than planned."""
         proc = self.process
-        if proc is None or proc.popen is None:
+        if proc is None or proc.incarnation == 0:
             return True
         remaining = self._deadline - time.monotonic()
-        try:
-            proc.popen.wait(max(0.0, remaining if timeout is None else min(timeout, remaining)))
-        except subprocess.TimeoutExpired:
+        if not proc.wait(max(0.0, remaining if timeout is None else min(timeout, remaining))):
             if time.monotonic() < self._deadline:
                 return False
             proc.kill()

@@ -8,6 +8,7 @@ run's marker (``HARNESS_RUN_ROOT``), so no server outlives a run.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -56,23 +57,50 @@ def forget(pgid: int) -> None:
             pass
 
 
+def on_exit(argv: list[str]) -> None:
+    """Register a clean-up command (e.g. removing a network namespace) to run if this process dies first."""
+    with _lock:
+        pipe = _ensure()
+        pipe.write(f"!{json.dumps(argv)}\n")
+        pipe.flush()
+
+
+def on_exit_done(argv: list[str]) -> None:
+    """Unregister a clean-up command the harness ran itself."""
+    with _lock:
+        if _pipe is None or _owner_pid != os.getpid():
+            return
+        try:
+            _pipe.write(f"~{json.dumps(argv)}\n")
+            _pipe.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+
 def _main() -> None:
     # The reaper must outlive the harness's own Ctrl-C and terminal hang-up.
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     groups: set[int] = set()
+    cleanups: list[str] = []
     for line in sys.stdin:
         line = line.strip()
         if line.startswith("+"):
             groups.add(int(line[1:]))
         elif line.startswith("-"):
             groups.discard(int(line[1:]))
+        elif line.startswith("!"):
+            cleanups.append(line[1:])
+        elif line.startswith("~") and line[1:] in cleanups:
+            cleanups.remove(line[1:])
     for pgid in groups:
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     _sweep()
+    for argv in reversed(cleanups):  # after the processes: a namespace goes once nothing runs in it
+        subprocess.run(json.loads(argv), capture_output=True)
 
 
 def _sweep() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from harness import capacity, ceilings, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
-from harness.ledger import Ledger
+from harness.ledger import Ledger, LedgerStore, SqliteStore
 from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
 from harness.procs import Proc
 from harness.sampler import Sampler
@@ -172,11 +172,12 @@ def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, c
 
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
                progress: Progress, driver_factory: DriverFactory = LocustDriver,
-               references: dict[str, Any] | None = None) -> SystemRun:
+               references: dict[str, Any] | None = None, ledgers: LedgerStore | None = None) -> SystemRun:
     """Run scenario against one system; the stack is down again when this returns or raises.
 
     A capacity run (a stepped load) also measures reference ceilings, after its stack is down
-    (``references`` caches them across the systems of one scenario run).
+    (``references`` caches them across the systems of one scenario run). Its fresh ledger comes
+    from ``ledgers`` (default: a SQLite file in its directory).
     """
     run_dir = out_dir / spec.name
     params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
@@ -190,13 +191,13 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
     # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
     schedule = Schedule(steps, params.seed)
-    ledger = Ledger.create(run_dir / "ledger.db")
+    ledger = (ledgers or SqliteStore()).create(run_dir, f"{run_id}_{scenario.name}_{spec.name}")
     ledger.set_meta("scenario", scenario.name)
     ledger.set_meta("system", spec.name)
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s, proxy=link_targets(steps))
+                  grace_s=params.grace_s, link_faults=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     if spec.params:
@@ -209,6 +210,10 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
+        where = {p: infra.backend.address(p)
+                 for p in [*(p.name for p in infra.processes(spec.services)), *stack.processes, "locust"]}
+        if set(where.values()) != {"127.0.0.1"}:
+            result.extra["addresses"] = where  # the run has hosts: which process ran where
         nemesis.setup(stack, ledger, random.Random(params.seed))
 
         def watched() -> list[Proc]:
@@ -240,7 +245,10 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 driver.stop()  # a failed run must not leave its load running
             nemesis.teardown()
         finally:
-            stack.down()
+            try:
+                stack.down()
+            finally:
+                ledger.save()  # a Postgres ledger is copied to run_dir/ledger.db: reports read only that file
     result.check = check(ledger, spec.name)
     if plan.steps:
         refs = _references(infra, spec, out_dir, stack.namespace, {} if references is None else references, progress)
@@ -252,7 +260,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
 
 
 def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, out_dir: Path, infra: Infra,
-                 run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver) -> dict[str, Any]:
+                 run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver,
+                 ledgers: LedgerStore | None = None) -> dict[str, Any]:
     """Run scenario against each system; write results.json and index.html into out_dir.
 
     Raises IdentityError after writing the results when an identity fails (a harness bug).
@@ -261,13 +270,15 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
     started = time.time()
     runs: list[SystemRun] = []
     references: dict[str, Any] = {}
+    ledgers = ledgers or SqliteStore()
     try:
         for spec in systems:
             runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
-                                   references))
+                                   references, ledgers))
     finally:
-        results.redact(out_dir, infra.secrets())
-    doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)
+        results.redact(out_dir, infra.secrets() + ledgers.secrets())
+    doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started,
+                        ledger=ledgers.describe(out_dir))
     doc["manifest"].update(infra.manifest())
     results.write(out_dir, doc)
     report.write_scenario(out_dir, doc)

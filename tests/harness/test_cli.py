@@ -10,6 +10,7 @@ import pytest
 
 from harness.catalog import discover
 from harness.cli import select_runs
+from harness.procs import free_port
 from harness.scenario import Scenario
 from harness.spec import PROJECT_ROOT, SystemSpec, find_systems
 
@@ -61,11 +62,14 @@ def test_help_explains_every_run_option() -> None:
     ("args", "message"),
     [
         (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
-        (["run", "baseline", "--system", "celery"], "--system 'celery'"),
+        (["run", "baseline", "--system", "rq"], "--system 'rq'"),
+        (["run", "baseline", "--engine", "cloud"], "invalid choice"),
         (["run", "baseline", "--param", "rate"], "expected NAME=VALUE"),
         (["run", "baseline", "--param", "nonsense=1"], "unknown parameter 'nonsense'"),
         (["run", "baseline", "--param", "rate=fast"], "parameter rate: expected float"),
         (["run", "baseline", "--seed", "x"], "invalid int value"),
+        (["run", "baseline", "--ledger", "mysql://h/db"], "--ledger 'mysql://h/db': expected sqlite, pg"),
+        (["up", "--system", "native", "--ledger", "postgres"], "--ledger 'postgres': expected sqlite, pg"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
@@ -77,6 +81,17 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert message in lines[-1], out.stderr
     assert lines[-1].startswith("harness: error:")
     assert "Traceback" not in out.stderr
+
+
+def test_an_unreachable_ledger_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    out = harness("run", "baseline", "--out", str(tmp_path / "out"), "--ledger", f"postgresql://u:s3cret@127.0.0.1:{port}/db")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"harness: error: --ledger postgresql://u@127.0.0.1:{port}/db: "
+                                                   "cannot use it ("), out.stderr
+    assert "s3cret" not in out.stderr + out.stdout
+    assert "starting" not in out.stdout and not (tmp_path / "out").exists()
 
 
 def test_unwritable_out_is_refused_before_anything_starts(tmp_path: Path) -> None:
