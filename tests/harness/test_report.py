@@ -393,7 +393,7 @@ def three_systems(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_three_system_page_reads_well(three_systems: Path) -> None:
     seen = _open(three_systems / "index.html", shot=three_systems / "report.png")
-    _assert_drawn(seen, expected_charts=5 * 3 + 2)  # five time charts per system, two distributions
+    _assert_drawn(seen, expected_charts=6 * 3 + 2)  # six time charts per system (instruments too), two distributions
     doc = json.loads((three_systems / "results.json").read_text())
     text = seen["text"]
     assert f"Verdict: {verdict(doc).text}" in text
