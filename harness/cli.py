@@ -78,20 +78,26 @@ def _ledger_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
                         help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
                              "scenario and system, copied to <system>/ledger.db when the run ends)")
+    parser.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="Locust worker processes sending the measured load (0, the default: one process); "
+                             "with --hosts each runs on a host of its own when there are enough")
     parser.add_argument("--hosts", type=int, default=0, metavar="N",
                         help="place each system's processes on N network hosts (namespaces joined by a bridge the run "
                              "creates; needs root): link-down faults between hosts become network partitions; "
                              "0 (default): one machine")
 
 
-def check_hosts(count: int, runs: list[tuple[Scenario, list[SystemSpec]]], external: bool) -> None:
-    """Refuse a --hosts value this machine or these systems cannot have, before anything starts."""
+def check_hosts(count: int, processes: int, runs: list[tuple[Scenario, list[SystemSpec]]], external: bool) -> None:
+    """Refuse a --hosts or --processes value this machine or these systems cannot have, before anything starts."""
+    if processes < 0 or processes > 64:
+        raise UsageError(f"--processes {processes}: expected 0 (one Locust process) to 64 worker processes")
     if not count:
         return
     hosts.check_available()
     for _, specs in runs:
         for spec in specs:
-            hosts.check_placement(count, stack_units(spec, "hatchet" in spec.services and not external), spec.name)
+            units = stack_units(spec, "hatchet" in spec.services and not external, processes)
+            hosts.check_placement(count, units, spec.name)
 
 
 def _cmd_list() -> int:
@@ -165,9 +171,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
         else None
     check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
-    check_hosts(args.hosts, runs, engine is not None)
+    check_hosts(args.hosts, args.processes, runs, engine is not None)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, engine=engine, ledger=args.ledger, hosts=args.hosts) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger, hosts=args.hosts, load_processes=args.processes
+                 ) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -201,7 +208,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
     check_option(args.ledger)
-    check_hosts(args.hosts, [(Scenario(name="up", fault="", claim=""), [spec])], False)
+    check_hosts(args.hosts, args.processes, [(Scenario(name="up", fault="", claim=""), [spec])], False)
     out = _writable_dir(args.out) if args.out else None
     with Session(root=out, ledger=args.ledger, hosts=args.hosts) as session:
         run_dir = session.root / spec.name

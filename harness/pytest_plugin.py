@@ -90,6 +90,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--processes", type=int, default=0, metavar="N",
+                    help="Locust worker processes sending the measured load (0: one process)")
     group.addoption("--hosts", type=int, default=0, metavar="N",
                     help="place each system's processes on N network hosts the run creates (root); 0: one machine")
     group.addoption("--ledger", default="sqlite", metavar="BACKEND",
@@ -142,7 +144,8 @@ def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
             hosts.check_placement(count, [["api"]] * count, "the session")  # per system: when each scenario runs
     except (EngineUnusable, LedgerOptionError, hosts.HostsUnavailable) as exc:
         raise pytest.UsageError(str(exc)) from None
-    session = Session(engine=engine, ledger=ledger, hosts=count)
+    session = Session(engine=engine, ledger=ledger, hosts=count,
+                      load_processes=max(0, pytestconfig.getoption("--processes")))
     try:
         yield session
     finally:

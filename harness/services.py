@@ -24,6 +24,7 @@ from typing import Any
 from harness import ceilings, netns, tools
 from harness.external import ExternalHatchet
 from harness.links import Link, Toxiproxy, proxied
+from harness.load import worker_names
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT, SystemSpec
 
@@ -309,14 +310,14 @@ class HatchetEngine:
             self.process.stop()
 
 
-def stack_units(spec: SystemSpec, own_engine: bool) -> list[list[str]]:
+def stack_units(spec: SystemSpec, own_engine: bool, load_processes: int = 0) -> list[list[str]]:
     """The groups of processes a run of spec places together, in placement order (see :mod:`harness.hosts`):
     the engine with its database, the system's own servers, its processes (API first), the downstream service,
-    the load generator."""
+    the load generator (its master, then each of its worker processes apart)."""
     units = [list(SERVICE_PROCESSES["hatchet"])] if own_engine else []
     units += [[srv.name] for srv in spec.servers]
     units += [[name] for t in spec.processes for name in t.instance_names()]
-    return [*units, ["downstream"], ["locust"]]
+    return [*units, ["downstream"], ["locust"], *([w] for w in worker_names(load_processes))]
 
 
 class Infra:
@@ -328,6 +329,8 @@ class Infra:
         """Where the shared servers log."""
         self.backend: ProcessBackend = backend or LocalBackend()
         """Runs every server of the session (local processes by default)."""
+        self.load_processes = 0
+        """Locust worker processes of the measured load (0: one process); placed with the rest."""
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-state-"))
         """Private state (database files, engine keys); removed at close."""
         os.chmod(self.state_dir, 0o755)  # Postgres runs as another user below it
@@ -393,7 +396,7 @@ class Infra:
     def place(self, spec: SystemSpec) -> None:
         """Tell the backend where spec's processes run (hosts: :mod:`harness.hosts`; one machine: nowhere)."""
         own_engine = "hatchet" in spec.services and not isinstance(self.hatchet, ExternalHatchet)
-        self.backend.place(stack_units(spec, own_engine))
+        self.backend.place(stack_units(spec, own_engine, self.load_processes))
 
     def processes(self, services: Sequence[str]) -> list[Proc]:
         """The shared processes a system using ``services`` depends on (fault targets)."""

@@ -43,7 +43,7 @@ class Session:
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
                  driver_factory: DriverFactory | None = None, engine: ExternalHatchet | None = None,
-                 ledger: str = "sqlite", hosts: int = 0) -> None:
+                 ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0) -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
@@ -54,10 +54,12 @@ class Session:
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
         self.backend: ProcessBackend = HostsBackend(Hosts(hosts)) if hosts else LocalBackend()
         """Runs every server of the session: on this machine, or placed on network hosts (``--hosts N``)."""
-        self.driver_factory: DriverFactory = driver_factory or (lambda: LocustDriver(backend=self.backend))
+        self.driver_factory: DriverFactory = driver_factory or (
+            lambda: LocustDriver(processes=load_processes, backend=self.backend))
         """Makes the load driver of each system run."""
         self.infra = Infra(self.root / "logs", progress, backend=self.backend, engine=engine)
         """Servers shared by every scenario of the session."""
+        self.infra.load_processes = load_processes
         if hosts:
             self.backend.place([])  # the hosts exist from here on (the ledger's server listens on their bridge)
         self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress,

@@ -166,3 +166,35 @@ def test_worker_partition_across_hosts_with_a_postgres_ledger(tmp_path: Path) ->
     assert len({where["engine"], where["api"], where["worker-1"]}) == 3, "engine, API and worker-1 on three hosts"
     assert doc["manifest"]["ledger"]["backend"] == "postgres"
     assert "harness-" not in _netns()
+
+
+@needs_root
+def test_locust_workers_on_two_hosts_write_one_history_to_a_postgres_ledger(tmp_path: Path) -> None:
+    from harness.ceilings import CannedEndpoint
+    from harness.hosts import HostsBackend
+    from harness.ledger_pg import EmbeddedPostgresStore
+    from harness.load import LoadPlan, LocustDriver, worker_names
+
+    backend = HostsBackend(Hosts(2))
+    backend.place([["locust"], *([w] for w in worker_names(2))])
+    store = EmbeddedPostgresStore(tmp_path / "pg", listen=backend.shared_address)
+    try:
+        ledger = store.create(tmp_path / "run", "locust_two_hosts")
+        plan = LoadPlan(rate=200, duration_s=3)
+        with CannedEndpoint(tmp_path, backend.shared_address) as canned:
+            driver = LocustDriver(processes=2, backend=backend)
+            assert driver.distributed
+            driver.start(canned.url, plan, ledger, "canned")
+            assert driver.wait(90)  # raises unless exactly plan.count ops were recorded
+        ops = ledger.ops()
+        assert sorted(o.task_id for o in ops) == [plan.task_id(i) for i in range(plan.count)], "each id once"
+        clients = {o.client for o in ops}
+        assert len(clients) == 2, clients
+        lags = {s.source for s in ledger.samples("send_lag_p50_ms")}
+        assert len(lags) == 2, f"send lag reported per process: {lags}"
+        assert backend.address("locust-1") != backend.address("locust-2")
+        assert ledger.url.startswith("postgresql://") and backend.shared_address in ledger.url
+    finally:
+        store.close()
+        backend.close()
+    assert "harness-" not in _netns()
