@@ -15,17 +15,19 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from harness import plan, report
+from harness import hosts, plan, report
 from harness.catalog import discover
 from harness.checker import IdentityError
-from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
+from harness.external import ENGINES, EngineUnusable, select_engine
+from harness.ledger import ENV_LEDGER, ENV_SYSTEM, LEDGER_OPTIONS, LedgerOptionError, check_option
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
 from harness.scenario import LIMITS, ParamError, Params, Scenario
+from harness.services import stack_units
 from harness.session import Session
 from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
-from harness.stack import Stack
+from harness.stack import ServerMissing, Stack
 from harness.tools import ToolMissing
 
 
@@ -54,20 +56,51 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="seed of schedules and job failures (default: 1)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness list`)")
+    run.add_argument("--engine", default=None, choices=ENGINES,
+                     help="built (the harness builds and starts its own Hatchet engine; the default) or external: "
+                          "the engine the HATCHET_CLIENT_* variables name (it receives the scenario's real load)")
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default reports/<run-id>/<scenario>; with several scenarios "
                           "each gets OUT/<scenario>)")
     run.add_argument("--dry-run", action="store_true",
-                     help="check every parameter and print the plan (systems, load, fault schedule, params); "
-                          "start nothing")
+                     help="check every parameter and option and print the plan (systems, load, fault schedule, "
+                          "params); start nothing")
+    _ledger_arg(run)
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
     up.add_argument("--system", required=True, help="native or hatchet (or another system's name)")
     up.add_argument("--out", type=Path, default=None, help="run directory (default reports/<run-id>)")
+    _ledger_arg(up)
     rep = sub.add_parser("report", help="rebuild the HTML reports from saved results.json and ledgers (runs nothing)")
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
     return ap
+
+
+def _ledger_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
+                        help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
+                             "scenario and system, copied to <system>/ledger.db when the run ends)")
+    parser.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="Locust worker processes sending the measured load (0, the default: one process); "
+                             "with --hosts each runs on a host of its own when there are enough")
+    parser.add_argument("--hosts", type=int, default=0, metavar="N",
+                        help="place each system's processes on N network hosts (namespaces joined by a bridge the run "
+                             "creates; needs root): link-down faults between hosts become network partitions; "
+                             "0 (default): one machine")
+
+
+def check_hosts(count: int, processes: int, runs: list[tuple[Scenario, list[SystemSpec]]], external: bool) -> None:
+    """Refuse a --hosts or --processes value this machine or these systems cannot have, before anything starts."""
+    if processes < 0 or processes > 64:
+        raise UsageError(f"--processes {processes}: expected 0 (one Locust process) to 64 worker processes")
+    if not count:
+        return
+    hosts.check_available()
+    for _, specs in runs:
+        for spec in specs:
+            units = stack_units(spec, "hatchet" in spec.services and not external, processes)
+            hosts.check_placement(count, units, spec.name)
 
 
 def _cmd_list() -> int:
@@ -138,12 +171,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     plans = [(scenario, specs, scenario.params(overrides)) for scenario, specs in runs]  # validates overrides first
+    engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
+        else None
+    check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
+    check_hosts(args.hosts, args.processes, runs, engine is not None)
     if args.dry_run:
         print("dry run: nothing is started", *(plan.describe(*p) for p in plans), sep="\n", flush=True)
         return 0
     out = _writable_dir(args.out) if args.out else None
     _stop_on_sigterm()
-    with Session(root=out) as session:
+    with Session(root=out, engine=engine, ledger=args.ledger, hosts=args.hosts, load_processes=args.processes
+                 ) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -176,11 +214,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.system not in systems:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
+    check_option(args.ledger)
+    check_hosts(args.hosts, args.processes, [(Scenario(name="up", fault="", claim=""), [spec])], False)
     out = _writable_dir(args.out) if args.out else None
     _stop_on_sigterm()
-    with Session(root=out) as session:
+    with Session(root=out, ledger=args.ledger, hosts=args.hosts) as session:
         run_dir = session.root / spec.name
-        ledger = Ledger.create(run_dir / "ledger.db")
+        ledger = session.ledgers.create(run_dir, f"{session.run_id}_up_{spec.name}")
         ledger.set_meta("system", spec.name)
         stack = Stack(spec, run_dir, ledger, session.infra, params.task_config(), session.run_id, session.progress,
                       grace_s=params.grace_s)
@@ -198,8 +238,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping", flush=True)
         finally:
-            stack.down()
-    print(f"{spec.name} stopped; its history is in {run_dir / 'ledger.db'}", flush=True)
+            try:
+                stack.down()
+            finally:
+                ledger.save()
+    print(f"{spec.name} stopped; its history is in {ledger.path}", flush=True)
     return 0
 
 
@@ -223,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return _cmd_up(args)
         return _cmd_run(args)
-    except (UsageError, ParamError, SpecError) as exc:
+    except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError,
+            hosts.HostsUnavailable) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

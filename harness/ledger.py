@@ -1,12 +1,21 @@
 """The ledger: ground truth of a run, kept outside every system under test.
 
 It holds the client history (one row per request), the effect log (one row per attempt start,
-attempt error, completed side effect and downstream call), the fault history and samples over
-time. The embedded default is one SQLite database in WAL mode per run directory: every write is
-its own transaction, so a record is in the WAL file once the call returns and survives SIGKILL
-of the writer. There is no unique constraint anywhere: a duplicate must stay visible.
+attempt error, completed side effect and downstream call), stage timings, the fault history and
+samples over time. Two backends share the schema, every query and the public API; the URL picks
+one:
 
-Systems under test write through :class:`Recorder` (the public API, see ``Recorder.from_env``).
+- ``sqlite:///ABS/PATH`` (the default): one SQLite database in WAL mode per run directory. Every
+  write is its own transaction, so a record is in the WAL file once the call returns and survives
+  SIGKILL of the writer.
+- ``postgresql://USER@HOST:PORT/DB?options=-csearch_path%3DSCHEMA``: one fresh schema per run in a
+  PostgreSQL server (:mod:`harness.ledger_pg`), so writers on several machines share one history;
+  when the run ends it is copied into the run directory's SQLite file, which reports read.
+
+There is no unique constraint anywhere: a duplicate must stay visible.
+
+Systems under test write through :class:`Recorder` (the public API, see ``Recorder.from_env``);
+the runner gets each run's fresh ledger from a :class:`LedgerStore` (``--ledger``).
 """
 
 from __future__ import annotations
@@ -16,36 +25,37 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from harness.history import Event, EventType, FaultRecord, Op, Sample, Span
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ops (
-    id INTEGER PRIMARY KEY,
+    id {id},
     task_id TEXT NOT NULL,
     system TEXT NOT NULL,
     kind TEXT NOT NULL,
     phase TEXT NOT NULL,
-    invoke_t REAL NOT NULL,
-    complete_t REAL NOT NULL,
+    invoke_t {real} NOT NULL,
+    complete_t {real} NOT NULL,
     outcome TEXT NOT NULL,
     status INTEGER,
     error TEXT,
     client TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
+    id {id},
     task_id TEXT NOT NULL,
     system TEXT NOT NULL,
     type TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     process TEXT NOT NULL,
     pid INTEGER NOT NULL,
-    t REAL NOT NULL,
+    t {real} NOT NULL,
     detail TEXT
 );
 -- Both indexes serve the checker's per-task aggregation (task_rows): t makes the events one covering, and
@@ -54,40 +64,63 @@ CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id, type, t);
 CREATE INDEX IF NOT EXISTS ops_by_task ON ops (task_id);
 -- Stage timings (spans): where a task's time went (trigger queue and call, downstream client and server).
 CREATE TABLE IF NOT EXISTS spans (
-    id INTEGER PRIMARY KEY,
+    id {id},
     task_id TEXT NOT NULL,
     system TEXT NOT NULL,
     name TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     process TEXT NOT NULL,
     pid INTEGER NOT NULL,
-    t_start REAL NOT NULL,
-    t_end REAL NOT NULL,
+    t_start {real} NOT NULL,
+    t_end {real} NOT NULL,
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS faults (
-    id INTEGER PRIMARY KEY,
-    t_start REAL NOT NULL,
-    t_end REAL,
+    id {id},
+    t_start {real} NOT NULL,
+    t_end {real},
     action TEXT NOT NULL,
     target TEXT NOT NULL,
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS samples (
-    t REAL NOT NULL,
+    t {real} NOT NULL,
     source TEXT NOT NULL,
     metric TEXT NOT NULL,
-    value REAL NOT NULL
+    value {real} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+"""The tables, with the two types the dialects spell differently: ``{id}`` (row id) and ``{real}`` (a double)."""
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "ops": ("task_id", "system", "kind", "phase", "invoke_t", "complete_t", "outcome", "status", "error", "client"),
+    "events": ("task_id", "system", "type", "attempt", "process", "pid", "t", "detail"),
+    "spans": ("task_id", "system", "name", "attempt", "process", "pid", "t_start", "t_end", "detail"),
+    "faults": ("t_start", "t_end", "action", "target", "detail"),
+    "samples": ("t", "source", "metric", "value"),
+    "meta": ("key", "value"),
+}
+"""The columns a record fills in each table (the row id aside), in the order of its history tuple."""
+WITH_ID = ("ops", "events", "spans", "faults")
+"""Tables with a row id (copies keep it: ties in time order are broken by it)."""
+LEDGER_FILE = "ledger.db"
+"""A run's ledger file in its directory (for Postgres: the copy made when the run ends)."""
 
 ENV_LEDGER = "HARNESS_LEDGER"
-"""Environment variable holding the ledger URL (``sqlite:///abs/path/ledger.db``)."""
+"""Environment variable holding the ledger URL (``sqlite:///abs/path/ledger.db`` or ``postgresql://...``)."""
 ENV_SYSTEM = "HARNESS_SYSTEM"
 """Environment variable naming the system under test (``native``, ``hatchet``, ...)."""
 ENV_PROCESS = "HARNESS_PROCESS"
 """Environment variable naming the process within its stack (``api``, ``worker-1``, ...)."""
+
+
+class LedgerMissing(FileNotFoundError):
+    """The URL names no ledger (no file, or a schema without the ledger's tables)."""
+
+
+class LedgerOptionError(ValueError):
+    """A bad ``--ledger`` value or an unreachable server: one line for the user, exit status 2."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -95,52 +128,97 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def is_postgres_url(url: str) -> bool:
+    """Whether url names a PostgreSQL server (``postgresql://`` or ``postgres://``)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def _path_of(url: str) -> Path:
     if not url.startswith("sqlite:///"):
-        raise ValueError(f"unsupported ledger URL {url!r} (expected sqlite:///ABSOLUTE/PATH)")
+        raise ValueError(f"unsupported ledger URL {url!r} (expected sqlite:///ABSOLUTE/PATH or postgresql://...)")
     return Path("/" + url[len("sqlite://") :].lstrip("/"))  # sqlite:////abs: one leading slash, not two
 
 
-class Ledger:
-    """One run's ledger database: writes from any process, reads for the checker and report."""
+@cache
+def insert_sql(table: str, columns: tuple[str, ...], param: str) -> str:
+    """``INSERT INTO table(columns) VALUES (...)`` with the dialect's placeholders (``?``, ``%s``; ``$``: $1..$n)."""
+    marks = [f"${i + 1}" for i in range(len(columns))] if param == "$" else [param] * len(columns)
+    return f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join(marks)})"
 
-    def __init__(self, url: str, *, create: bool = False) -> None:
+
+class Cursor(Protocol):
+    """What the shared queries need of a DB-API cursor (sqlite3's and psycopg's both fit)."""
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def fetchmany(self, size: int = ..., /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Ledger:
+    """One run's ledger: writes from any process, reads for the checker and report.
+
+    ``Ledger(url)`` opens an existing ledger with the backend its URL names; every query below is
+    written once, with ``?`` placeholders, in the SQL both dialects agree on. A backend supplies
+    the connection, transactions, the schema's two types and how a fresh ledger is made.
+    """
+
+    PARAM: ClassVar[str] = "?"
+    """The driver's placeholder."""
+    TYPES: ClassVar[dict[str, str]] = {"id": "INTEGER PRIMARY KEY", "real": "REAL"}
+    """The dialect's spelling of :data:`SCHEMA`'s ``{id}`` and ``{real}``."""
+
+    def __new__(cls, url: str, **kwargs: Any) -> Ledger:
+        if cls is Ledger:  # the URL picks the backend
+            if is_postgres_url(url):
+                from harness.ledger_pg import PostgresLedger  # psycopg is imported only by its users
+                return object.__new__(PostgresLedger)
+            return object.__new__(SqliteLedger)
+        return object.__new__(cls)
+
+    def __init__(self, url: str, *, path: Path | None = None) -> None:
         self.url = url
-        """Where the ledger lives (``sqlite:///...``)."""
-        self.path = _path_of(url)
-        """The SQLite file."""
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SCHEMA)
-        elif not self.path.exists():
-            raise FileNotFoundError(f"no ledger at {self.path}")
+        """Where the ledger lives: ``sqlite:///...`` or ``postgresql://...`` (which may hold a password)."""
+        self._path = path
         self._local = threading.local()
         self._pid = os.getpid()
 
     @classmethod
     def create(cls, path: Path) -> Ledger:
-        """Create a new ledger file at path; an existing one is never reused (two runs would mix)."""
+        """Create a new SQLite ledger file at path; an existing one is never reused (two runs would mix)."""
         if path.exists():
             raise FileExistsError(f"a ledger already exists at {path}: each run needs a fresh directory")
-        return cls(sqlite_url(path), create=True)
+        return SqliteLedger(sqlite_url(path), create=True)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        # NORMAL in WAL mode: a commit is written to the WAL before the call returns, which is
-        # what survives SIGKILL of this process; only an OS crash could drop the last commits.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=60000")
-        return conn
+    @classmethod
+    def ddl(cls) -> str:
+        """The CREATE statements in this dialect."""
+        return SCHEMA.format(**cls.TYPES)
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def path(self) -> Path:
+        """The run's SQLite file: the ledger itself, or where a Postgres ledger is copied by :meth:`save`."""
+        if self._path is None:
+            raise LedgerMissing(f"ledger {self.describe()} was opened by URL: it has no file in a run directory")
+        return self._path
+
+    def describe(self) -> str:
+        """Where the ledger lives, for people (never a password)."""
+        return str(self._path)
+
+    # ---- connections (one per thread and per forked process) ----------------------------
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def conn(self) -> Any:
         """This thread's connection (one per thread and per forked process)."""
         if self._pid != os.getpid():
+            # A forked child never uses its parent's connections (the backend decides how to let them go).
             self._local = threading.local()
             self._pid = os.getpid()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
@@ -153,118 +231,111 @@ class Ledger:
             conn.close()
             self._local.conn = None
 
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Group writes into one transaction (yields the connection)."""
+        raise NotImplementedError
+        yield
+
+    def save(self) -> Path:
+        """Make the ledger readable from :attr:`path` once its server is gone (a SQLite ledger already is)."""
+        return self.path
+
+    # ---- the two primitives every read and write goes through ---------------------------------
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        """Run one statement (``?`` placeholders, the only ones) on this thread's connection; iterate for rows."""
+        if self.PARAM != "?":  # psycopg's placeholders start with %: a literal one is doubled
+            sql = sql.replace("%", "%%").replace("?", self.PARAM)
+        cursor: Cursor = self.conn.execute(sql, args)
+        return cursor
+
+    def _append(self, table: str, row: Sequence[Any]) -> None:
+        """Insert one record (the columns of :data:`COLUMNS`), committed when this returns."""
+        self.conn.execute(insert_sql(table, COLUMNS[table], self.PARAM), row)
+
+    def _append_many(self, table: str, rows: Iterable[Sequence[Any]], columns: tuple[str, ...] | None = None) -> None:
+        with self.transaction() as conn:
+            conn.cursor().executemany(insert_sql(table, columns or COLUMNS[table], self.PARAM), rows)
+
     # ---- writes -------------------------------------------------------------------------
 
     def record_op(self, op: Op) -> None:
         """Append one client request with its outcome."""
-        self.conn.execute(
-            "INSERT INTO ops(task_id, system, kind, phase, invoke_t, complete_t, outcome, status, error, client)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (op.task_id, op.system, op.kind, op.phase, op.invoke_t, op.complete_t, op.outcome, op.status,
-             op.error, op.client),
-        )
+        self._append("ops", op)
 
     def record_ops(self, ops: list[Op]) -> None:
         """Append many client requests in one transaction (bulk import from a load generator)."""
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO ops(task_id, system, kind, phase, invoke_t, complete_t, outcome, status, error, client)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(o.task_id, o.system, o.kind, o.phase, o.invoke_t, o.complete_t, o.outcome, o.status, o.error,
-                  o.client) for o in ops],
-            )
+        self._append_many("ops", ops)
 
     def record_event(self, ev: Event) -> None:
         """Append one effect-log record."""
-        self.conn.execute(
-            "INSERT INTO events(task_id, system, type, attempt, process, pid, t, detail) VALUES (?,?,?,?,?,?,?,?)",
-            (ev.task_id, ev.system, ev.type, ev.attempt, ev.process, ev.pid, ev.t, ev.detail),
-        )
+        self._append("events", ev)
 
     def record_span(self, span: Span) -> None:
         """Append one stage timing."""
-        self.conn.execute(
-            "INSERT INTO spans(task_id, system, name, attempt, process, pid, t_start, t_end, detail)"
-            " VALUES (?,?,?,?,?,?,?,?,?)", tuple(span),
-        )
+        self._append("spans", span)
 
     def fault_started(self, action: str, target: str, detail: Mapping[str, Any] | None = None,
                       t: float | None = None) -> int:
         """Record that a fault began; returns its id for :meth:`fault_ended`."""
-        cur = self.conn.execute(
-            "INSERT INTO faults(t_start, action, target, detail) VALUES (?,?,?,?)",
-            (time.time() if t is None else t, action, target, json.dumps(detail or {}, sort_keys=True)),
-        )
-        assert cur.lastrowid is not None
-        return int(cur.lastrowid)
+        sql = insert_sql("faults", COLUMNS["faults"], "?") + " RETURNING id"
+        # fetchall: SQLite commits a RETURNING statement only once every row was read.
+        rows = self.query(sql, (time.time() if t is None else t, None, action, target,
+                                json.dumps(detail or {}, sort_keys=True))).fetchall()
+        return int(rows[0][0])
 
     def fault_ended(self, fault_id: int, t: float | None = None) -> None:
         """Record that a fault was healed (or its instantaneous action finished)."""
-        self.conn.execute("UPDATE faults SET t_end=? WHERE id=?", (time.time() if t is None else t, fault_id))
+        self.query("UPDATE faults SET t_end=? WHERE id=?", (time.time() if t is None else t, fault_id))
 
     def record_sample(self, source: str, metric: str, value: float, t: float | None = None) -> None:
         """Append one measurement over time (RSS of a process, backlog, ...)."""
-        self.conn.execute(
-            "INSERT INTO samples(t, source, metric, value) VALUES (?,?,?,?)",
-            (time.time() if t is None else t, source, metric, value),
-        )
+        self._append("samples", (time.time() if t is None else t, source, metric, value))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store one run-level fact (JSON-encoded)."""
-        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, json.dumps(value)))
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Group writes into one transaction."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self.query("INSERT INTO meta(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                   (key, json.dumps(value)))
 
     # ---- reads --------------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
         """All run-level facts."""
-        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+        return {k: json.loads(v) for k, v in self.query("SELECT key, value FROM meta")}
 
     def ops(self, phase: str | None = None) -> list[Op]:
         """The client history, in invoke order."""
-        sql = "SELECT task_id, system, kind, phase, invoke_t, complete_t, outcome, status, error, client FROM ops"
-        rows = self.conn.execute(sql + (" WHERE phase=?" if phase else "") + " ORDER BY invoke_t, id",
-                                 (phase,) if phase else ())
+        sql = f"SELECT {', '.join(COLUMNS['ops'])} FROM ops"
+        rows = self.query(sql + (" WHERE phase=?" if phase else "") + " ORDER BY invoke_t, id",
+                          (phase,) if phase else ())
         return [Op(*r) for r in rows]
 
     def events(self, type: EventType | None = None) -> list[Event]:
         """The effect log, in time order."""
-        sql = "SELECT task_id, system, type, attempt, process, pid, t, detail FROM events"
-        rows = self.conn.execute(sql + (" WHERE type=?" if type else "") + " ORDER BY t, id",
-                                 (type,) if type else ())
+        sql = f"SELECT {', '.join(COLUMNS['events'])} FROM events"
+        rows = self.query(sql + (" WHERE type=?" if type else "") + " ORDER BY t, id", (type,) if type else ())
         return [Event(*r) for r in rows]
 
     def spans(self, name: str | None = None) -> list[Span]:
         """Stage timings (of one stage name), in start order."""
-        sql = "SELECT task_id, system, name, attempt, process, pid, t_start, t_end, detail FROM spans"
-        rows = self.conn.execute(sql + (" WHERE name=?" if name else "") + " ORDER BY t_start, id",
-                                 (name,) if name else ())
+        sql = f"SELECT {', '.join(COLUMNS['spans'])} FROM spans"
+        rows = self.query(sql + (" WHERE name=?" if name else "") + " ORDER BY t_start, id", (name,) if name else ())
         return [Span(*r) for r in rows]
 
     def faults(self) -> list[FaultRecord]:
         """The fault history, in start order."""
-        rows = self.conn.execute("SELECT t_start, t_end, action, target, detail FROM faults ORDER BY t_start, id")
+        rows = self.query("SELECT t_start, t_end, action, target, detail FROM faults ORDER BY t_start, id")
         return [FaultRecord(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}")) for r in rows]
 
     def samples(self, metric: str | None = None) -> list[Sample]:
         """Measurements over time."""
         sql = "SELECT t, source, metric, value FROM samples"
         where = (" WHERE metric=?", (metric,)) if metric else ("", ())
-        return [Sample(*r) for r in self.conn.execute(sql + where[0] + " ORDER BY t", where[1])]
+        return [Sample(*r) for r in self.query(sql + where[0] + " ORDER BY t", where[1])]
 
     def _count(self, sql: str, args: tuple[Any, ...] = ()) -> int:
-        return int(self.conn.execute(sql, args).fetchone()[0])
+        return int(self.query(sql, args).fetchone()[0])
 
     def count_ops(self, phase: str = "measure", prefix: str = "") -> int:
         """How many requests of a phase (with task ids starting with prefix) the client history holds."""
@@ -279,7 +350,8 @@ class Ledger:
         """How many attempts started and have neither an effect nor an error yet."""
         return self._count(
             "SELECT count(*) FROM (SELECT 1 FROM events WHERE type IN ('start','effect','error')"
-            " GROUP BY task_id, attempt, process, pid HAVING sum(type='start') > sum(type IN ('effect','error')))"
+            " GROUP BY task_id, attempt, process, pid"
+            " HAVING count(*) FILTER (WHERE type='start') > count(*) FILTER (WHERE type IN ('effect','error'))) AS a"
         )
 
     def missing_effects(self, phase: str = "measure") -> int:
@@ -292,8 +364,120 @@ class Ledger:
 
     def last_activity(self) -> float | None:
         """Time of the newest effect-log record (the drain's quiet timer)."""
-        row = self.conn.execute("SELECT max(t) FROM events").fetchone()
+        row = self.query("SELECT max(t) FROM events").fetchone()
         return None if row[0] is None else float(row[0])
+
+
+class SqliteLedger(Ledger):
+    """The embedded default: one SQLite file in WAL mode, in the run directory."""
+
+    def __init__(self, url: str, *, create: bool = False, path: Path | None = None) -> None:
+        super().__init__(url, path=path or _path_of(url))
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(self.ddl())
+        elif not self.path.exists():
+            raise LedgerMissing(f"no ledger at {self.path}")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        # NORMAL in WAL mode: a commit is written to the WAL before the call returns, which is
+        # what survives SIGKILL of this process; only an OS crash could drop the last commits.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (one per thread and per forked process)."""
+        conn: sqlite3.Connection = super().conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Group writes into one transaction."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+class LedgerStore(Protocol):
+    """Where a session's ledgers live: one fresh ledger per scenario and system, never reused."""
+
+    def create(self, run_dir: Path, name: str) -> Ledger:
+        """A new, empty ledger for one system's run in run_dir (name: unique in the session)."""
+        ...
+
+    def describe(self, under: Path | None = None) -> dict[str, Any]:
+        """``manifest.ledger`` of results.json: the backend and where (of the runs under a directory); no password."""
+        ...
+
+    def secrets(self) -> list[str]:
+        """Strings that must never reach a run directory (a password in the URL)."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the store started."""
+        ...
+
+
+class SqliteStore:
+    """The default: each run's ledger is a SQLite file in its run directory."""
+
+    def create(self, run_dir: Path, name: str) -> Ledger:
+        """``run_dir/ledger.db``, which must not exist yet."""
+        return Ledger.create(run_dir / LEDGER_FILE)
+
+    def describe(self, under: Path | None = None) -> dict[str, Any]:
+        """The backend, and the file of each system's run."""
+        return {"backend": "sqlite", "where": f"<system>/{LEDGER_FILE}",
+                "settings": "WAL, synchronous=NORMAL, one transaction per record"}
+
+    def secrets(self) -> list[str]:
+        """None."""
+        return []
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+LEDGER_OPTIONS = "sqlite, pg (the harness's own PostgreSQL) or postgresql://USER@HOST:PORT/DB"
+"""What ``--ledger`` accepts."""
+
+
+def check_option(option: str) -> str:
+    """Validate a ``--ledger`` value before anything starts (a URL's server must answer); returns it.
+
+    Raises :class:`LedgerOptionError` with one line for the user.
+    """
+    if option in ("sqlite", "pg"):
+        return option
+    if not is_postgres_url(option):
+        raise LedgerOptionError(f"--ledger {option!r}: expected {LEDGER_OPTIONS}")
+    from harness.ledger_pg import check_server
+    check_server(option)
+    return option
+
+
+def open_store(option: str, log_dir: Path, progress: Callable[[str], None] = print,
+               listen: str = "127.0.0.1") -> LedgerStore:
+    """The store a ``--ledger`` value names; ``pg`` starts a PostgreSQL server logging into log_dir, reached at
+    listen (the harness's address every host of the run reaches)."""
+    if check_option(option) == "sqlite":
+        return SqliteStore()
+    from harness.ledger_pg import EmbeddedPostgresStore, PostgresStore
+    if option == "pg":
+        progress("starting the ledger's own PostgreSQL")
+        return EmbeddedPostgresStore(log_dir, listen)
+    return PostgresStore(option)
+
 
 
 class Recorder:
@@ -390,8 +574,8 @@ def task_rows(ledger: Ledger) -> list[TaskRow]:
     sql = """
     WITH ev AS (
         SELECT task_id,
-               sum(type='start') AS starts, sum(type='error') AS errors,
-               sum(type='effect') AS effects, sum(type='call') AS calls,
+               count(*) FILTER (WHERE type='start') AS starts, count(*) FILTER (WHERE type='error') AS errors,
+               count(*) FILTER (WHERE type='effect') AS effects, count(*) FILTER (WHERE type='call') AS calls,
                min(CASE WHEN type='effect' THEN t END) AS first_effect_t,
                max(CASE WHEN type='effect' THEN t END) AS last_effect_t
         FROM events GROUP BY task_id
@@ -409,4 +593,4 @@ def task_rows(ledger: Ledger) -> list[TaskRow]:
            ev.first_effect_t, ev.last_effect_t
     FROM ev WHERE ev.task_id NOT IN (SELECT task_id FROM op)
     """
-    return [TaskRow(*r) for r in ledger.conn.execute(sql)]
+    return [TaskRow(*r) for r in ledger.query(sql)]

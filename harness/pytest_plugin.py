@@ -2,12 +2,14 @@
 
 Options: ``--seed N``, ``--param NAME=VALUE`` (repeatable, e.g. ``--param rate=50``),
 ``--systems native,hatchet`` (a scenario naming its own systems, e.g. calibration, runs against
-those whatever ``--systems`` says). Marker ``soak`` marks long scenarios, left out of the default tier
+those whatever ``--systems`` says), ``--ledger sqlite|pg|postgresql://...`` (as ``harness run``).
+Marker ``soak`` marks long scenarios, left out of the default tier
 (``pytest scenarios/ -m soak`` runs them). Results land in ``reports/<run-id>/<scenario>/``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from harness import report
-from harness.ledger import Ledger, sqlite_url
+from harness import hosts, report
+from harness.external import ENGINES, EngineUnusable, select_engine
+from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
 from harness.session import Session
 from harness.spec import COMPARED, SystemSpec, find_systems
@@ -81,9 +84,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, help="seed of every scenario (default: the scenario's)")
     group.addoption("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a scenario parameter, e.g. --param rate=50 (repeatable)")
+    group.addoption("--engine", default=None, choices=ENGINES,
+                    help="built (default: the harness's own Hatchet engine) or external: the engine the "
+                         "HATCHET_CLIENT_* variables name (it receives the scenarios' real load)")
     group.addoption("--systems", default=",".join(COMPARED),
                     help="comma-separated systems to run (default: native,hatchet; calibration scenarios name "
                          "their own)")
+    group.addoption("--processes", type=int, default=0, metavar="N",
+                    help="Locust worker processes sending the measured load (0: one process)")
+    group.addoption("--hosts", type=int, default=0, metavar="N",
+                    help="place each system's processes on N network hosts the run creates (root); 0: one machine")
+    group.addoption("--ledger", default="sqlite", metavar="BACKEND",
+                    help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,9 +153,19 @@ def harness_systems(pytestconfig: pytest.Config) -> list[SystemSpec]:
 
 
 @pytest.fixture(scope="session")
-def harness_session() -> Iterator[Session]:
-    """One run id and one set of shared servers for the whole pytest session."""
-    session = Session()
+def harness_session(pytestconfig: pytest.Config) -> Iterator[Session]:
+    """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
+    try:
+        engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
+        ledger = check_option(pytestconfig.getoption("--ledger"))
+        count = pytestconfig.getoption("--hosts")
+        if count:
+            hosts.check_available()
+            hosts.check_placement(count, [["api"]] * count, "the session")  # per system: when each scenario runs
+    except (EngineUnusable, LedgerOptionError, hosts.HostsUnavailable) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = Session(engine=engine, ledger=ledger, hosts=count,
+                      load_processes=max(0, pytestconfig.getoption("--processes")))
     try:
         yield session
     finally:

@@ -2,7 +2,8 @@
 
 The harness starts one reaper per Python process and tells it, over a pipe, the process group
 of each child it starts (and forgets), the run markers (``HARNESS_RUN_ROOT``) its processes carry,
-and the directories to remove with the run (the private state directory). While the harness
+the directories to remove with the run (the private state directory) and clean-up commands
+(removing the network namespaces of ``--hosts``). While the harness
 lives, the reaper notes once a second which shared memory its run's processes map or create
 (:mod:`harness.leftovers`). When the pipe closes (the harness exited, raised, was interrupted or
 SIGKILLed) the reaper SIGKILLs every group still registered, then every process that carries a
@@ -12,6 +13,7 @@ semaphores those processes left, so neither a server nor its files outlive a run
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,6 +83,23 @@ def forget(pgid: int) -> None:
             pass
 
 
+def on_exit(argv: list[str]) -> None:
+    """Register a clean-up command (e.g. removing a network namespace) to run if this process dies first."""
+    _send(f"!{json.dumps(argv)}")
+
+
+def on_exit_done(argv: list[str]) -> None:
+    """Unregister a clean-up command the harness ran itself."""
+    with _lock:
+        if _pipe is None or _owner_pid != os.getpid():
+            return
+        try:
+            _pipe.write(f"~{json.dumps(argv)}\n")
+            _pipe.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+
 def remove_with_run(path: Path) -> None:
     """Have directory path removed when this process ends, whatever way (its owner removes it earlier if it can)."""
     text = str(path.resolve())
@@ -99,6 +118,7 @@ class _Reaper:
         self.groups: set[int] = set()
         self.roots: set[str] = {os.environ[RUN_MARKER]} if os.environ.get(RUN_MARKER) else set()
         self.owned = Owned()
+        self.cleanups: list[str] = []  # commands (JSON argv) to run once the processes are gone
         self.lock = threading.Lock()  # messages vs. scans
         self.scan = threading.Lock()  # the observer's scan vs. the final one
         self.done = threading.Event()
@@ -118,6 +138,10 @@ class _Reaper:
                 self._seen = {pid: seen for pid, seen in self._seen.items() if seen[0]}  # re-check the others
             elif kind == "d":
                 self.owned.dirs.add(arg)
+            elif kind == "!":
+                self.cleanups.append(arg)
+            elif kind == "~" and arg in self.cleanups:
+                self.cleanups.remove(arg)
 
     def ours(self) -> list[int]:
         """Live processes of the run: in a registered group, carrying one of its markers, or a child of one.
@@ -162,6 +186,8 @@ class _Reaper:
             while _alive(self.ours()) and time.monotonic() < deadline:
                 self._sweep()
                 time.sleep(0.05)
+            for argv in reversed(self.cleanups):  # after the processes: a namespace goes once nothing runs in it
+                subprocess.run(json.loads(argv), capture_output=True)
             self.owned.release()  # what a process that refused to die still maps stays: release checks
 
     def _sweep(self) -> None:

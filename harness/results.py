@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from apps.common.job import CLIENT_SETTINGS
 from harness import tools
 from harness.scenario import Params, Scenario
 from harness.spec import PROJECT_ROOT
@@ -46,8 +47,8 @@ def git_sha() -> str:
         return "unknown"
 
 
-def manifest(params: Params) -> dict[str, Any]:
-    """Versions, machine and parameters of a run."""
+def manifest(params: Params, ledger: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, machine and parameters of a run, and where its ledger lived."""
     return {
         "python": platform.python_version(),
         "hatchet_sdk": _version("hatchet-sdk"),
@@ -59,11 +60,13 @@ def manifest(params: Params) -> dict[str, Any]:
         "host": f"{platform.node()} ({platform.system()} {platform.machine()}, {os.cpu_count()} cores)",
         "command": " ".join(sys.argv),
         "params": dataclasses.asdict(params),
+        "ledger": ledger or {"backend": "sqlite"},
+        **({"downstream_client": CLIENT_SETTINGS} if params.downstream else {}),
     }
 
 
 def build(scenario: Scenario, params: Params, runs: list[dict[str, Any]], started_at: float,
-          duration_s: float) -> dict[str, Any]:
+          duration_s: float, ledger: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole results.json document of one scenario run."""
     return {
         "scenario": scenario.name,
@@ -72,7 +75,7 @@ def build(scenario: Scenario, params: Params, runs: list[dict[str, Any]], starte
         "seed": params.seed,
         "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
         "duration_s": round(duration_s, 3),
-        "manifest": {**manifest(params),
+        "manifest": {**manifest(params, ledger),
                      # Links through Toxiproxy, per system: only those a fault of the scenario may target.
                      "proxied_links": {r["system"]: r["links"]["proxied"] for r in runs if "links" in r}},
         "runs": runs,

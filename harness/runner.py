@@ -19,8 +19,8 @@ from typing import Any
 from harness import capacity, ceilings, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
-from harness.ledger import Ledger
-from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
+from harness.ledger import Ledger, LedgerStore, SqliteStore
+from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver, worker_names
 from harness.procs import Proc
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
@@ -135,7 +135,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):
-                if (why := not_applicable(fault, stack.spec)) is not None:
+                if (why := not_applicable(fault, stack.spec, stack.infra.outside(stack.spec.services))) is not None:
                     progress(f"  t={elapsed:5.1f}s skipped {fault.action} {fault.target}: {why}")
                     now = time.time()
                     ledger.fault_ended(ledger.fault_started("skipped", f"{fault.action} {fault.target}",
@@ -162,7 +162,7 @@ def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, c
     """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
     if "generator" not in cache:
         progress("reference: the load generator's own rate (Locust against a canned endpoint)")
-        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference")
+        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference", infra.backend, infra.load_processes)
     key = ",".join(spec.services)
     if spec.services and key not in cache:
         progress(f"reference: ceilings of {key} (hatchet-loadtest, pgbench)")
@@ -172,30 +172,32 @@ def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, c
 
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
                progress: Progress, driver_factory: DriverFactory = LocustDriver,
-               references: dict[str, Any] | None = None) -> SystemRun:
+               references: dict[str, Any] | None = None, ledgers: LedgerStore | None = None) -> SystemRun:
     """Run scenario against one system; the stack is down again when this returns or raises.
 
     A capacity run (a stepped load) also measures reference ceilings, after its stack is down
-    (``references`` caches them across the systems of one scenario run).
+    (``references`` caches them across the systems of one scenario run). Its fresh ledger comes
+    from ``ledgers`` (default: a SQLite file in its directory).
     """
     run_dir = out_dir / spec.name
     params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
+    outside = infra.outside(spec.services)
     for step in steps:
-        if all(not_applicable(f, spec) for f in step.choices):
+        if all(not_applicable(f, spec, outside) for f in step.choices):
             # This step can hit nothing in this system: the scenario has no meaning for it.
-            reason = next(r for f in step.choices if (r := not_applicable(f, spec)))
+            reason = next(r for f in step.choices if (r := not_applicable(f, spec, outside)))
             progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
             return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
     # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
     schedule = Schedule(steps, params.seed)
-    ledger = Ledger.create(run_dir / "ledger.db")
+    ledger = (ledgers or SqliteStore()).create(run_dir, f"{run_id}_{scenario.name}_{spec.name}")
     ledger.set_meta("scenario", scenario.name)
     ledger.set_meta("system", spec.name)
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s, proxy=link_targets(steps))
+                  grace_s=params.grace_s, link_faults=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     if spec.params:
@@ -208,6 +210,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
+        where = {p: infra.backend.address(p)
+                 for p in [*(p.name for p in infra.processes(spec.services)), *stack.processes, "locust",
+                           *worker_names(infra.load_processes)]}
+        if set(where.values()) != {"127.0.0.1"}:
+            result.extra["addresses"] = where  # the run has hosts: which process ran where
         nemesis.setup(stack, ledger, random.Random(params.seed))
 
         def watched() -> list[Proc]:
@@ -225,6 +232,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
+            if spec.drain_why and not params.drain_quiet_s:
+                result.extra["drain_why"] = spec.drain_why
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
             result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
@@ -237,7 +246,10 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 driver.stop()  # a failed run must not leave its load running
             nemesis.teardown()
         finally:
-            stack.down()
+            try:
+                stack.down()
+            finally:
+                ledger.save()  # a Postgres ledger is copied to run_dir/ledger.db: reports read only that file
     result.check = check(ledger, spec.name)
     if plan.steps:
         refs = _references(infra, spec, out_dir, stack.namespace, {} if references is None else references, progress)
@@ -249,7 +261,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
 
 
 def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, out_dir: Path, infra: Infra,
-                 run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver) -> dict[str, Any]:
+                 run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver,
+                 ledgers: LedgerStore | None = None) -> dict[str, Any]:
     """Run scenario against each system; write results.json and index.html into out_dir.
 
     Raises IdentityError after writing the results when an identity fails (a harness bug).
@@ -258,13 +271,16 @@ def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, 
     started = time.time()
     runs: list[SystemRun] = []
     references: dict[str, Any] = {}
+    ledgers = ledgers or SqliteStore()
     try:
         for spec in systems:
             runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
-                                   references))
+                                   references, ledgers))
     finally:
-        results.redact(out_dir, infra.secrets())
-    doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started)
+        results.redact(out_dir, infra.secrets() + ledgers.secrets())
+    doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started,
+                        ledger=ledgers.describe(out_dir))
+    doc["manifest"].update(infra.manifest())
     results.write(out_dir, doc)
     report.write_scenario(out_dir, doc)
     broken = [f"{r['system']}: {b}" for r in doc["runs"] for b in r.get("identities_broken", [])]

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import report, results
+from harness.external import ExternalHatchet
+from harness.hosts import Hosts, HostsBackend
+from harness.ledger import LedgerStore, open_store
 from harness.load import LocustDriver
-from harness.procs import RUN_MARKER
+from harness.procs import RUN_MARKER, LocalBackend, ProcessBackend
 from harness.runner import DriverFactory, Progress, run_scenario
 from harness.scenario import Params, Scenario
 from harness.services import Infra
@@ -39,19 +42,29 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver) -> None:
+                 driver_factory: DriverFactory | None = None, engine: ExternalHatchet | None = None,
+                 ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0) -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
         self.root = root or REPORTS_DIR / self.run_id
         """Directory of this run (``reports/<run-id>`` unless given)."""
         self.progress = progress
         """One-line progress callback."""
-        self.driver_factory = driver_factory
-        """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
-        self.infra = Infra(self.root / "logs", progress)
+        self.backend: ProcessBackend = HostsBackend(Hosts(hosts)) if hosts else LocalBackend()
+        """Runs every server of the session: on this machine, or placed on network hosts (``--hosts N``)."""
+        self.driver_factory: DriverFactory = driver_factory or (
+            lambda: LocustDriver(processes=load_processes, backend=self.backend))
+        """Makes the load driver of each system run."""
+        self.infra = Infra(self.root / "logs", progress, backend=self.backend, engine=engine)
         """Servers shared by every scenario of the session."""
+        self.infra.load_processes = load_processes
+        if hosts:
+            self.backend.place([])  # the hosts exist from here on (the ledger's server listens on their bridge)
+        self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress,
+                                               listen=self.backend.shared_address)
+        """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""
 
@@ -59,15 +72,19 @@ class Session:
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
-        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory)
+        doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
+                           ledgers=self.ledgers)
         self.results.append(doc)
         return doc
 
     def close(self) -> None:
         """Stop the shared servers, write the run index (and reports/index.html), point reports/latest here."""
-        secrets = self.infra.secrets()
+        secrets = self.infra.secrets() + self.ledgers.secrets()
         try:
-            self.infra.close()
+            try:
+                self.infra.close()
+            finally:
+                self.ledgers.close()
         finally:
             # The shared servers' logs are linked from reports too: scrub them once they are complete.
             results.redact(self.root, secrets)

@@ -8,7 +8,8 @@ from harness.schedule import At, Step
 SCENARIO = Scenario(
     name="broker-restart",
     fault="SIGKILL the broker fault_at_s into the load, restart it on the same data after downtime_s",
-    claim="with an append-only log the broker keeps every queued task; with the defaults (snapshots only) it loses them",
+    claim="with an append-only log the broker keeps every queued task; with Redis's defaults (snapshots only) it "
+          "loses them",
     # Few slots make a backlog: tasks wait in the broker's queue (what persistence is about) when it dies.
     defaults={"downtime_s": 3.0, "job_s": 1.0, "slots": 4},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "broker", p.downtime_s))],

@@ -19,7 +19,7 @@ SCENARIO = Scenario(
 
 def test_capacity(run_scenario: RunScenario) -> None:
     r = run_scenario(SCENARIO)
-    for run in (r.native, r.hatchet):
+    for run in r.runs.values():
         cap = run.capacity
         print(f"{run.system}: knee {cap['knee_rate']:g}/s (completes {cap['max_sustained_tps']:g}/s), "
               f"accepts up to {cap['accept_knee_rate']:g}/s ({cap['max_accepted_tps']:g}/s), "
@@ -27,3 +27,14 @@ def test_capacity(run_scenario: RunScenario) -> None:
               + ", ".join(f"{s['rate']:g}->{s['completed_tps']:g}" for s in cap["steps"]))
         assert cap["knee_rate"] > 0, f"{run.system}: no step sustained: {cap['steps']}"
         assert cap["max_sustained_tps"] > 0, f"{run.system}: {run.summary}"
+        assert cap["reference"]["generator_req_per_s"] > 0, cap["reference"]
+        assert run.links["proxied"] == [], f"no fault here, so no link goes through Toxiproxy: {run.links}"
+    hatchet, naive = r.hatchet, r.runs["hatchet-naive"]
+    ref = hatchet.capacity["reference"]
+    print(f"hatchet reference: engine {ref.get('engine_runs_per_s')} runs/s (hatchet-loadtest), Postgres commits/s "
+          f"{ref.get('postgres_commits_per_s')}; knee/engine {hatchet.capacity.get('knee_vs_engine')}; "
+          f"naive knee {naive.capacity['knee_rate']:g}/s")
+    assert ref["engine_runs_per_s"] > 0, ref["details"].get("engine")
+    assert all(v > 0 for v in ref["postgres_commits_per_s"].values()) and len(ref["postgres_commits_per_s"]) == 3
+    assert hatchet.capacity["knee_rate"] > naive.capacity["knee_rate"], \
+        "a sized trigger executor should carry more than the SDK's default six threads"

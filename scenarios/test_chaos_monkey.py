@@ -29,4 +29,4 @@ SCENARIO = Scenario(
 def test_chaos_monkey(run_scenario: RunScenario) -> None:
     r = run_scenario(SCENARIO)
     assert r.hatchet.lost == 0, r.hatchet.summary
-    print(f"native under the same (applicable) faults: {r.native.summary}")
+    print(f"native under the same (applicable) faults: {r.native.summary}\ncelery: {r.celery.summary}")

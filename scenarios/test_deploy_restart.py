@@ -18,3 +18,5 @@ def test_deploy_restart(run_scenario: RunScenario) -> None:
     r = run_scenario(SCENARIO)
     assert r.native.lost > 0, f"native kept tasks longer than its grace period: {r.native.summary}"
     assert r.hatchet.lost == 0, f"hatchet lost tasks over a graceful restart: {r.hatchet.summary}"
+    assert r.celery.lost == 0, f"celery lost tasks over a graceful restart: {r.celery.summary}"
+    print(f"celery: {r.celery.duplicated} duplicated, {r.celery.retried} retried (redelivered after the kill)")

@@ -19,3 +19,6 @@ def test_flaky_task(run_scenario: RunScenario) -> None:
     assert hatchet.retried > 0, hatchet.summary
     assert hatchet.lost < native.lost, f"hatchet {hatchet.summary} vs native {native.summary}"
     assert hatchet.silent_loss == 0, f"hatchet lost a task without an error: {hatchet.summary}"
+    celery = r.celery
+    assert celery.retried > 0 and celery.lost < native.lost, f"celery {celery.summary} vs native {native.summary}"
+    assert celery.silent_loss == 0, f"celery lost a task without an error: {celery.summary}"

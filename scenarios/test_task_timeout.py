@@ -20,3 +20,6 @@ def test_task_timeout(run_scenario: RunScenario) -> None:
     assert hatchet.lost == 0, hatchet.summary
     assert hatchet.retried > 0, f"hatchet never timed out a hung attempt: {hatchet.summary}"
     assert hatchet.duplicated > 0, f"hung attempts that ignore cancellation finish too: {hatchet.summary}"
+    celery = r.celery  # soft time limit = execution timeout: the attempt is cancelled and retried
+    assert celery.lost == 0 and celery.retried > 0, celery.summary
+    assert celery.duplicated > 0, f"hung attempts that ignore the soft time limit finish too: {celery.summary}"

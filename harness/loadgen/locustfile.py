@@ -22,7 +22,8 @@ sending (the rules of :mod:`harness.load`, shared with its built-in driver).
 Distributed: ``--processes N`` on one machine, or ``--master`` and ``--worker`` processes on
 several, all with the same ``HARNESS_SHAPE`` and ``HARNESS_LEDGER``. The open loop gives process k
 of n the requests k, k+n, ... of one schedule. A SQLite ledger is one machine's file: across
-machines the history needs a ledger in Postgres, which is not built yet.
+machines use a Postgres ledger (``harness up --ledger pg`` or ``--ledger postgresql://...`` prints
+its ``postgresql://`` URL), which every process writes to over the network.
 """
 
 from __future__ import annotations
@@ -102,14 +103,15 @@ class History:
             lags, self.lags = sorted(self.lags), []
         if not self.url or not (ops or lags):
             return
-        if self._ledger is None:
-            self._ledger = Ledger(self.url)
-        # In a real thread: SQLite may wait for the ledger's write lock, which must not stall every greenlet.
-        gevent.get_hub().threadpool.apply(self._write, (self._ledger, ops, lags))
+        # In a real thread: opening the ledger and writing block (SQLite's write lock, a round trip to Postgres),
+        # which must not stall every greenlet.
+        gevent.get_hub().threadpool.apply(self._write, (ops, lags))
         self.written += len(ops)
 
-    @staticmethod
-    def _write(ledger: Ledger, ops: list[Op], lags: list[float]) -> None:
+    def _write(self, ops: list[Op], lags: list[float]) -> None:
+        if self._ledger is None:
+            self._ledger = Ledger(self.url)  # sqlite:/// or postgresql://: the URL picks the backend
+        ledger = self._ledger
         if ops:
             ledger.record_ops(ops)
         if lags:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from apps.common.contract import TaskRequest
 from harness.catalog import discover
 from harness.cli import main, select_runs
+from harness.procs import free_port
 from harness.scenario import DAY_S, LIMITS, LONG_S, Params, Scenario
 from harness.schedule import At
 from harness.spec import PROJECT_ROOT, SystemSpec, find_systems
@@ -70,11 +71,14 @@ def test_help_explains_every_run_option() -> None:
     ("args", "message"),
     [
         (["run", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
-        (["run", "baseline", "--system", "nosuch"], "--system 'nosuch'"),
+        (["run", "baseline", "--system", "rq"], "--system 'rq'"),
+        (["run", "baseline", "--engine", "cloud"], "invalid choice"),
         (["run", "baseline", "--param", "rate"], "expected NAME=VALUE"),
         (["run", "baseline", "--param", "nonsense=1"], "unknown parameter 'nonsense'"),
         (["run", "baseline", "--param", "rate=fast"], "parameter rate=fast: allowed a finite number > 0"),
         (["run", "baseline", "--seed", "x"], "invalid int value"),
+        (["run", "baseline", "--ledger", "mysql://h/db"], "--ledger 'mysql://h/db': expected sqlite, pg"),
+        (["up", "--system", "native", "--ledger", "postgres"], "--ledger 'postgres': expected sqlite, pg"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
@@ -86,6 +90,17 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert message in lines[-1], out.stderr
     assert lines[-1].startswith("harness: error:")
     assert "Traceback" not in out.stderr
+
+
+def test_an_unreachable_ledger_server_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    out = harness("run", "baseline", "--out", str(tmp_path / "out"), "--ledger", f"postgresql://u:s3cret@127.0.0.1:{port}/db")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"harness: error: --ledger postgresql://u@127.0.0.1:{port}/db: "
+                                                   "cannot use it ("), out.stderr
+    assert "s3cret" not in out.stderr + out.stdout
+    assert "starting" not in out.stdout and not (tmp_path / "out").exists()
 
 
 def test_unwritable_out_is_refused_before_anything_starts(tmp_path: Path) -> None:

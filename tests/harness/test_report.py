@@ -367,7 +367,8 @@ def _assert_drawn(seen: dict[str, Any], expected_charts: int) -> None:
 def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     scenario_dir = real_run / "app-kill"
     seen = _open(scenario_dir / "index.html", shot=scenario_dir / "report.png")
-    _assert_drawn(seen, expected_charts=5 + 2)  # five time charts for the one system, two distributions
+    # six time charts for the one system (no downstream call chart: app-kill makes no call), two distributions
+    _assert_drawn(seen, expected_charts=6 + 2)
     time_specs = [s for s in seen["specs"] if not s["id"].startswith("cdf-")]
     assert all(s["faults"] and s["faults"][0]["label"] == "kill api" for s in time_specs)
     assert (scenario_dir / "report.png").stat().st_size > 10_000
@@ -404,3 +405,52 @@ def test_fault_recovery_text_names_how_it_was_measured() -> None:
     assert "before the heal done 4.00 s after" in _recovery_text({"recovery_s": 4.0, "recovery_kind": "catch-up"})
     assert "never ran" in _recovery_text({"recovery_s": None, "recovery_kind": "catch-up"})
     assert _recovery_text({"action": "skipped", "recovery_s": None}) == ""
+
+
+@pytest.fixture(scope="module")
+def three_systems(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real short baseline against native, Hatchet and Celery (about a minute): the three-way page."""
+    root = tmp_path_factory.mktemp("three") / new_run_id()
+    scenario = discover()["baseline"]
+    params = scenario.params({"duration_s": "3", "warmup": "3", "rate": "10"})
+    systems = find_systems()
+    with Session(root=root, progress=lambda msg: None) as session:
+        doc = session.run(scenario, [systems[n] for n in ("native", "hatchet", "celery")], params)
+    assert [r["system"] for r in doc["runs"]] == ["native", "hatchet", "celery"]
+    return root / "baseline"
+
+
+def test_a_three_system_page_reads_well(three_systems: Path) -> None:
+    seen = _open(three_systems / "index.html", shot=three_systems / "report.png")
+    _assert_drawn(seen, expected_charts=6 * 3 + 2)  # six time charts per system (instruments too), two distributions
+    doc = json.loads((three_systems / "results.json").read_text())
+    text = seen["text"]
+    assert f"Verdict: {verdict(doc).text}" in text
+    for system in ("native", "hatchet", "celery"):
+        assert f"{system} lost none of" in text, system
+    assert "hatchet vs native" in text and "celery vs native" in text  # the headline's difference columns
+    html = (three_systems / "index.html").read_text()
+    assert html.count("<th>celery</th>") >= 2  # headline and per-system facts
+    assert "celery/logs/broker.log" in html, "the system's own server logs are linked"
+
+
+def test_capacity_section_puts_each_knee_beside_its_ceilings() -> None:
+    from harness.report.capacity import section
+
+    step = {"rate": 10.0, "completed_tps": 10.0}
+    refs = {"engine_runs_per_s": 300.0, "postgres_commits_per_s": {"1": 8000.0, "4": 19000.0, "8": 20000.0},
+            "generator_req_per_s": 5000.0, "details": {"engine": {"runs_per_s": 300.0}}}
+    doc = {"runs": [
+        {"system": "native", "applicable": True, "links": {"proxied": []},
+         "capacity": {"knee_rate": 1000.0, "steps": [step], "reference": {"generator_req_per_s": 5000.0},
+                      "knee_vs_generator": 0.2}},
+        {"system": "hatchet", "applicable": True, "links": {"proxied": []},
+         "capacity": {"knee_rate": 240.0, "steps": [step], "reference": refs, "knee_vs_engine": 0.8,
+                      "where_time_goes": {"240": [{"stage": "span trigger.call", "n": 960, "p50_ms": 4.2,
+                                                   "p99_ms": 31.0}]}}},
+    ]}
+    html, charts = section(doc)
+    assert "<h2>Capacity</h2>" in html and len(charts) == 1 and charts[0]["id"] == "capacity-ladder"
+    assert "<td class=''>80 %</td>" in html and "<td class=''>8000 / 19000 / 20000</td>" in html
+    assert "hatchet at 240/s (the knee)" in html and "span trigger.call" in html
+    assert section({"runs": [{"system": "native", "applicable": True}]}) == ("", [])

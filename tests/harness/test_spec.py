@@ -41,7 +41,7 @@ command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
 
 
 def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert list(systems) == ["native", "calibration", "hatchet", "hatchet-naive"]
+    assert list(systems) == ["native", "calibration", "celery", "celery-defaults", "hatchet", "hatchet-naive"]
     for name, spec in systems.items():
         assert spec.name == name
         assert spec.path == APPS_DIR / (spec.base or name) / "system.toml"
@@ -63,7 +63,7 @@ def test_native_spec(systems: dict[str, SystemSpec]) -> None:
     assert set(api.roles) == {"api", "worker"}
     assert api.instance_names() == ["api"]
     assert api.links == ("downstream",)
-    assert api.health == {"http": "http://127.0.0.1:{port}/healthz"}
+    assert api.health == {"http": "http://{host}:{port}/healthz"}
     assert native.has_role("api") and native.has_role("worker") and not native.has_role("engine")
     assert native.drain_quiet_s == 5.0
 
@@ -83,12 +83,30 @@ def test_hatchet_spec(systems: dict[str, SystemSpec]) -> None:
 
 
 def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec]) -> None:
-    subst = {"python": "/py", "port": "8123", "grace_s": "10"}
     for spec in systems.values():
+        servers = {srv.name: "127.0.0.1:6000" for srv in spec.servers}
         for proc in spec.processes:
+            subst = {"python": "/py", "name": proc.name, "host": "127.0.0.1", "port": "8123", "grace_s": "10",
+                     **{name: addr for name, addr in servers.items() if name in proc.links}}
             argv = [arg.format(**subst) for arg in proc.command]
+            env = {k: v.format(**subst) for k, v in proc.env.items()}
             assert argv[0] == "/py"
-            assert not any("{" in a for a in argv)
+            assert not any("{" in a for a in [*argv, *env.values()])
+        for srv in spec.servers:
+            argv = [arg.format(port="6000", state_dir="/data", name=srv.name, host="127.0.0.1") for arg in srv.command]
+            assert not any("{" in a for a in argv) and srv.requires
+
+
+def test_celery_spec(systems: dict[str, SystemSpec]) -> None:
+    celery = systems["celery"]
+    (broker,) = celery.servers
+    assert (broker.name, broker.roles, broker.requires) == ("broker", ("broker",), ("redis-server",))
+    assert "--appendonly" in broker.command and "--appendonly" not in systems["celery-defaults"].servers[0].command
+    procs = {p.name: p for p in celery.processes}
+    assert procs["api"].links == ("broker",) and procs["worker"].links == ("broker", "downstream")
+    assert procs["worker"].env == {"CELERY_BROKER_URL": "redis://{broker}/0"}
+    assert systems["celery-defaults"].processes[1].env["CELERY_SETTINGS"] == "defaults"
+    assert celery.drain_quiet({"execution_timeout_s": 30.0}) == 60.0 and celery.drain_why
 
 
 # ---- loading errors -----------------------------------------------------------------------------

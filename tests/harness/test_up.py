@@ -16,21 +16,24 @@ from harness.spec import PROJECT_ROOT
 from tests.harness.test_session import _wait_for, leftovers, leftovers_now
 
 
-def _up(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _up(tmp_path: Path, ledger: str = "sqlite") -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "up", "--system", "native", "--out", str(tmp_path)],
+        [sys.executable, "-m", "harness", "up", "--system", "native", "--out", str(tmp_path), "--ledger", ledger],
         cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )
     return proc, _wait_for(proc, "  locust  ")
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, 128 + signal.SIGTERM)])
-def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path, sig: int, code: int) -> None:
-    proc, out = _up(tmp_path)
+@pytest.mark.parametrize(("sig", "code", "ledger"), [(signal.SIGINT, 0, "sqlite"),
+                                                     (signal.SIGTERM, 128 + signal.SIGTERM, "sqlite"),
+                                                     (signal.SIGINT, 0, "pg")])  # Locust (gevent) into Postgres
+def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path, sig: int, code: int,
+                                                                 ledger: str) -> None:
+    proc, out = _up(tmp_path, ledger)
     try:
         assert re.search(r"API +http://127\.0\.0\.1:\d+", out), out
-        ledger_url = re.search(r"ledger +(sqlite:///\S+)", out)
+        ledger_url = re.search(r"ledger +((?:sqlite|postgresql)://\S+)", out)
         assert ledger_url, out
         command = out.strip().splitlines()[-1].split("locust  ", 1)[1]
         assert "--web-host 127.0.0.1" in command and "harness/loadgen/locustfile.py" in command
@@ -48,4 +51,5 @@ def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path,
     assert proc.returncode == code, rest
     if sig == signal.SIGINT:
         assert "native stopped" in rest
+        assert Ledger(f"sqlite:///{tmp_path / 'native' / 'ledger.db'}").ops() == ops, "the run dir's copy is whole"
     assert leftovers(tmp_path) == []
