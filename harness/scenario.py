@@ -330,16 +330,18 @@ class Scenario:
         """Every step of the fault schedule can fire while the measured load runs."""
         load_s, count = params.duration_s, params.load().count
         typed = {k.replace("-", "_"): v for k, v in given.items()}
-        for step in self.steps(params):
+        steps = self.steps(params)
+        late = sorted({s.when.seconds for s in steps if isinstance(s.when, At) and s.when.seconds >= load_s})
+        if late == [params.fault_at_s] and ("fault_at_s" in typed or "duration_s" not in typed):
+            raise ParamError(f"parameter fault_at_s={_show(typed.get('fault_at_s', late[0]))}: allowed below "
+                             f"duration_s ({_num(load_s)}), else scenario {self.name}'s fault never fires")
+        if late:
+            faults = "fault at" if len(late) == 1 else "faults at"
+            raise ParamError(f"parameter duration_s={_show(typed.get('duration_s', load_s))}: allowed above "
+                             f"{_num(late[-1])}, else scenario {self.name}'s {faults} "
+                             f"{', '.join(_num(t) for t in late)} s never {'fires' if len(late) == 1 else 'fire'}")
+        for step in steps:
             when = step.when
-            if isinstance(when, At) and when.seconds >= load_s:
-                if when.seconds == params.fault_at_s and ("fault_at_s" in typed or "duration_s" not in typed):
-                    raise ParamError(f"parameter fault_at_s={_show(typed.get('fault_at_s', when.seconds))}: "
-                                     f"allowed below duration_s ({_num(load_s)}), else scenario {self.name}'s fault "
-                                     f"never fires")
-                raise ParamError(f"parameter duration_s={_show(typed.get('duration_s', load_s))}: allowed above "
-                                 f"{_num(when.seconds)}, else scenario {self.name}'s fault at {_num(when.seconds)} s "
-                                 f"never fires")
             if isinstance(when, Every | WhenInFlight):
                 start = when.start_s if isinstance(when, Every) else when.not_before_s
                 end = min(load_s, when.until_s) if isinstance(when, Every) else load_s

@@ -159,7 +159,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path) -> None:
     assert (code, err) == (0, ""), err
     assert out.splitlines()[0] == "dry run: nothing is started"
     assert "scenario worker-partition: cut worker-1's link" in out
-    assert "    at 4 s: link-down worker-1->engine for 40 s   [nothing to hit in native]" in out
+    assert "    at 4 s: link-down worker-1->engine|worker-1->broker for 40 s   [nothing to hit in native]" in out
     assert "    at 5 s: kill api for 1 s\n" in out
     assert "load: 30 requests/s for 10 s, 300 requests; job sleep 2 s" in out
     assert " seed=7 " in out and "systems: native, hatchet" in out

@@ -245,6 +245,14 @@ def test_parameters_that_contradict_each_other_are_refused(overrides: dict[str, 
     assert str(exc.value).startswith(message), str(exc.value)
 
 
+def test_every_fault_time_past_the_load_is_named() -> None:
+    late = Scenario(name="late", fault="-", claim="-", defaults={"duration_s": 60.0},
+                    steps=lambda p: [Step(At(5.0), KILL), Step(At(20.0), KILL), Step(At(40.0), KILL)])
+    with pytest.raises(ParamError, match=r"^parameter duration_s=20: allowed above 40, else scenario late's faults "
+                                         r"at 20, 40 s never fire$"):
+        late.params({"duration_s": "20"})
+
+
 def test_a_schedule_that_can_never_fire_is_refused() -> None:
     every = Scenario(name="every", fault="-", claim="-", defaults={"duration_s": 60.0},
                      steps=lambda p: [Step(Every(30.0, start_s=10.0, until_s=p.duration_s - 20), KILL)])
