@@ -203,14 +203,26 @@ class ManagedProcess:
         pattern = re.compile(self.health.log) if self.health.log else None
         while True:
             if not self.alive():
-                raise HealthTimeout(f"{self.name} exited with status {self.exit_code()} (log: {self.log_path})")
+                raise HealthTimeout(f"{self.name} exited with status {self.exit_code()} (log: {self.log_path})"
+                                    + self._log_tail())
             if self._healthy(pattern):
                 return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
                 raise HealthTimeout(
                     f"{self.name} not healthy after {timeout:.0f}s ({self.health.describe()}; log: {self.log_path})"
+                    + self._log_tail()
                 )
             time.sleep(0.05)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        """The last lines this incarnation logged, for an error message."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                tail = f.read().decode(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "".join(f"\n  | {line}" for line in tail)
 
     def _healthy(self, pattern: re.Pattern[str] | None) -> bool:
         h = self.health
