@@ -19,7 +19,7 @@ help:
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
 	@echo "make docker-test  the Docker tier: images built locally, baseline/app-kill/worker-kill/deploy-restart"
 	@echo "              on the Docker backend, docker-compose.yml brought up (starts a private dockerd if needed)"
-	@echo "make servers  only install the servers systems bring (Debian's redis-server for Celery) if missing"
+	@echo "make servers  only install Debian's redis-server (Celery's broker), iptables (--hosts) and wrk (bench) if missing"
 
 setup: venv tools browser servers
 
@@ -47,15 +47,18 @@ browser:
 	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
 	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
 
-# Servers systems bring themselves (apps/*/system.toml [[server]]): Celery's Redis broker is Debian's redis-server.
-# The package's own service is stopped if apt started it: the harness starts its own Redis with each run.
-REDIS := /usr/bin/redis-server
+# What systems and the harness start besides Python: Celery's Redis broker (Debian's redis-server; the package's
+# own service is stopped if apt started it: the harness starts its own Redis with each run) and iptables (network
+# partitions between the hosts of `--hosts N`); and wrk, the neutral HTTP client `make bench` measures the
+# downstream service with (bench/downstream_cost.py).
+APT_NEEDS := /usr/bin/redis-server:redis-server /usr/sbin/iptables:iptables /usr/bin/wrk:wrk
 
 servers:
-	@[ -x $(REDIS) ] || { echo "==> installing Debian's redis-server (Celery's broker; the harness starts it per run)"; \
-	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; } \
-	    > /tmp/harness-apt-redis.log 2>&1 && [ -x $(REDIS) ] \
-	  || { echo "error: could not install redis-server with apt-get (see /tmp/harness-apt-redis.log)"; exit 1; }; \
+	@missing=$$(for need in $(APT_NEEDS); do [ -x $${need%%:*} ] || echo $${need##*:}; done); \
+	[ -z "$$missing" ] || { echo "==> installing Debian's $$missing (apt-get)"; \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; } \
+	    > /tmp/harness-apt-servers.log 2>&1 \
+	  || { echo "error: could not install $$missing with apt-get (see /tmp/harness-apt-servers.log)"; exit 1; }; \
 	  $(SUDO) service redis-server stop > /dev/null 2>&1 || true; }
 
 report: setup

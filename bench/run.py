@@ -1,4 +1,4 @@
-"""The harness's own cost and spread, measured: ``python -m bench.run {ledger,checker,stack,spread,tier,all}``.
+"""The harness's own cost and spread: ``python -m bench.run {ledger,checker,stack,spread,downstream,tier,all}``.
 
 - ``ledger``: per backend (SQLite; Postgres, the harness's own server), Recorder writes per second from
   4 concurrent processes (goals >= 20,000/s and >= 10,000/s), and the Recorder's cost per task,
@@ -6,6 +6,8 @@
 - ``checker``: one check of a 1,000,000-task history written straight into SQLite (goal <= 10 s);
 - ``stack``: cold start of Postgres + the Hatchet engine, warm start of each system's stack (goal <= 15 s);
 - ``spread``: baseline repeated 5 times on both systems: coefficient of variation of throughput and latency;
+- ``downstream``: the downstream service under wrk, 10 and 100 keep-alive connections, 5 s each (goal at 10:
+  >= 2,000 calls/s with p99 <= 5 ms; at 100: no socket error), every answered call recorded;
 - ``tier``: wall time of the default tier, ``pytest scenarios/`` (long: not part of ``all``).
 
 Each figure is the median of its repeats (the machine may be shared; every repeat is kept). ``all``
@@ -27,8 +29,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench import checker_cost, ledger_cost, spread, stack_cost
+from bench import checker_cost, downstream_cost, ledger_cost, spread, stack_cost
 from bench.figures import Figure, cv, machine
 from harness.spec import COMPARED, PROJECT_ROOT
 
@@ -102,6 +105,38 @@ def spread_figures(repeats: int = 5) -> list[Figure]:
     return figures
 
 
+def downstream_figures(repeats: int) -> list[Figure]:
+    """The downstream service's calls/s and latency under wrk at 10 and 100 keep-alive connections, and the floor.
+
+    Each repeat runs the service at 10 connections, the bare endpoint at 10 (the floor, measured right
+    after so the two see the same neighbours), then the service at 100.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"10": [], "floor": [], "100": []}
+    for _ in range(repeats):
+        runs["10"].append(downstream_cost.measure(10, 5.0))
+        runs["floor"].append(downstream_cost.measure_floor(10, 5.0))
+        runs["100"].append(downstream_cost.measure(100, 5.0))
+    figures = []
+    for conns in (10, 100):
+        done = runs[str(conns)]
+        note = f"wrk -t2 -c{conns} -d5s, POST /send with a unique task id, every answered call recorded"
+        figures.append(Figure(f"downstream calls/s, {conns} keep-alive connections", "calls/s",
+                              [r["calls_per_s"] for r in done], at_least=2000 if conns == 10 else None,
+                              note=note, extra={"runs_detail": done}))
+        figures.append(Figure(f"downstream p50, {conns} connections", "ms", [r["p50_ms"] for r in done], note=note))
+        figures.append(Figure(f"downstream p99, {conns} connections", "ms", [r["p99_ms"] for r in done],
+                              at_most=5.0 if conns == 10 else None, note=note))
+        if conns == 100:
+            figures.append(Figure(f"downstream socket errors, {conns} connections", "errors",
+                                  [r["socket_errors"] for r in done], at_most=0, note=note))
+    floor = runs["floor"]
+    figures.append(Figure("floor: bare uvicorn endpoint, nothing recorded, p99, 10 connections", "ms",
+                          [r["p99_ms"] for r in floor],
+                          note="same wrk right after each 10-connection run: what the machine allows now",
+                          extra={"calls_per_s": [r["calls_per_s"] for r in floor]}))
+    return figures
+
+
 def tier_figures(repeats: int = 1) -> list[Figure]:
     """Wall time of ``pytest scenarios/`` (the default tier, real stack)."""
     command = [sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider"]
@@ -116,10 +151,10 @@ def tier_figures(repeats: int = 1) -> list[Figure]:
 
 SUITES: dict[str, Callable[[int], list[Figure]]] = {
     "ledger": ledger_figures, "checker": checker_figures, "stack": stack_figures, "spread": spread_figures,
-    "tier": tier_figures,
+    "downstream": downstream_figures, "tier": tier_figures,
 }
 """Each subcommand and what it measures, given its number of repeats."""
-DEFAULT_REPEATS = {"ledger": 3, "checker": 3, "stack": 3, "spread": 5, "tier": 1}
+DEFAULT_REPEATS = {"ledger": 3, "checker": 3, "stack": 3, "spread": 5, "downstream": 3, "tier": 1}
 """Repeats of each suite unless --repeats says otherwise."""
 
 

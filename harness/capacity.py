@@ -224,8 +224,19 @@ def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
         "stopped_early": ledger.count_ops(plan.phase, plan.id_prefix) < plan.count,
         # Steps where the generator fell behind its schedule: their numbers may be its limit, not the system's.
         "generator_lagged_at": [s.rate for s in steps if (s.send_lag_p50_ms or 0.0) > LAG_LIMIT_MS],
+        "send_lag_by_process": send_lag_by_process(ledger),
         "criteria": {"accept_share": ACCEPT_SHARE, "keep_up": KEEP_UP, "growth_s": GROWTH_S},
     }
+
+
+def send_lag_by_process(ledger: Ledger) -> dict[str, dict[str, float]]:
+    """Per Locust process (sample source ``locust-<pid>``): its worst second's median send lag and its worst send."""
+    out: dict[str, dict[str, float]] = {}
+    for metric, key in (("send_lag_p50_ms", "worst_second_p50_ms"), ("send_lag_max_ms", "max_ms")):
+        for smp in ledger.samples(metric):
+            row = out.setdefault(smp.source, {})
+            row[key] = max(row.get(key, 0.0), smp.value)
+    return out
 
 
 def with_references(cap: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:

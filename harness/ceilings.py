@@ -26,8 +26,9 @@ from typing import Any, cast
 
 from harness import tools
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
-from harness.load import LOCUSTFILE, processes_args
-from harness.procs import Health, ManagedProcess, free_port
+from harness.load import LOCUSTFILE, processes_args, worker_names
+from harness.procs import Health, LocalBackend, ManagedProcess, Proc, ProcessBackend, free_port, stop_all
+from harness.spec import PROJECT_ROOT
 
 LOADTEST_RATE = 600
 """Events per second asked of hatchet-loadtest: above what this machine's engine sustains, so it shows its limit."""
@@ -94,8 +95,9 @@ def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_R
     }
 
 
-def _pg_tps(pgbench: Path, port: int, db: str, script: Path, clients: int, seconds: int) -> tuple[float, str]:
-    argv = [str(pgbench), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-n", "-f", str(script),
+def _pg_tps(pgbench: Path, host: str, port: int, db: str, script: Path, clients: int, seconds: int
+            ) -> tuple[float, str]:
+    argv = [str(pgbench), "-h", host, "-p", str(port), "-U", "postgres", "-n", "-f", str(script),
             "-c", str(clients), "-j", str(clients), "-T", str(seconds), db]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     found = re.search(r"tps = ([0-9.]+)", proc.stdout)
@@ -104,12 +106,13 @@ def _pg_tps(pgbench: Path, port: int, db: str, script: Path, clients: int, secon
     return float(found.group(1)), " ".join(argv) + "\n" + proc.stdout
 
 
-def postgres_commits_per_s(bin_dir: Path, port: int, out_dir: Path, clients: tuple[int, ...] = PGBENCH_CLIENTS,
-                           seconds: int = PGBENCH_SECONDS) -> dict[str, Any]:
-    """Single-row INSERT commits per second by client count, through port (the path the engine used)."""
+def postgres_commits_per_s(bin_dir: Path, host: str, port: int, out_dir: Path,
+                           clients: tuple[int, ...] = PGBENCH_CLIENTS, seconds: int = PGBENCH_SECONDS
+                           ) -> dict[str, Any]:
+    """Single-row INSERT commits per second by client count, at host:port (the path the engine used)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db = "harness_pgbench"
-    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql = [str(bin_dir / "psql"), "-h", host, "-p", str(port), "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
     subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}", "-c", f"CREATE DATABASE {db}"],
                    check=True, capture_output=True)
     subprocess.run([*psql, "-d", db, "-c", "CREATE TABLE ref (id bigserial PRIMARY KEY, v int NOT NULL)"],
@@ -120,7 +123,7 @@ def postgres_commits_per_s(bin_dir: Path, port: int, out_dir: Path, clients: tup
     logs: list[str] = []
     try:
         for n in clients:
-            value, log = _pg_tps(bin_dir / "pgbench", port, db, script, n, seconds)
+            value, log = _pg_tps(bin_dir / "pgbench", host, port, db, script, n, seconds)
             tps[str(n)] = round(value, 1)
             logs.append(log)
     except (RuntimeError, subprocess.SubprocessError) as exc:
@@ -150,13 +153,13 @@ class _Canned(asyncio.Protocol):
             self.transport.write(REPLY)
 
 
-def serve_canned(port: int) -> None:
-    """Run the trivial endpoint on 127.0.0.1:port until killed."""
+def serve_canned(host: str, port: int) -> None:
+    """Run the trivial endpoint on host:port until killed."""
     import uvloop  # uvicorn's event loop, installed with it
 
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Canned, "127.0.0.1", port)
-        print(f"canned 202 on 127.0.0.1:{port}", flush=True)
+        server = await asyncio.get_running_loop().create_server(_Canned, host, port)
+        print(f"canned 202 on {host}:{port}", flush=True)
         await server.serve_forever()
 
     uvloop.run(main())
@@ -165,11 +168,11 @@ def serve_canned(port: int) -> None:
 class CannedEndpoint:
     """The trivial endpoint as a managed process (a context manager); ``url`` is its base URL."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1") -> None:
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        """Base URL."""
-        self.process = ManagedProcess(name="canned", argv=[sys.executable, "-m", "harness.ceilings", str(port)],
+        self.url = f"http://{host}:{port}"
+        """Base URL (on host: the harness's side of the run's network when it has hosts)."""
+        self.process = ManagedProcess(name="canned", argv=[sys.executable, "-m", "harness.ceilings", host, str(port)],
                                       log_path=log_dir / "canned.log", health=Health(http=f"{self.url}/healthz"))
         """The server process."""
 
@@ -182,33 +185,57 @@ class CannedEndpoint:
         self.process.stop()
 
 
-def closed_loop(url: str, users: int, seconds: int, processes: int, work_dir: Path) -> dict[str, Any]:
-    """Requests per second of ``users`` closed-loop Locust users for ``seconds`` (history in a ledger)."""
+def closed_loop(url: str, users: int, seconds: int, processes: int, work_dir: Path,
+                backend: ProcessBackend | None = None) -> dict[str, Any]:
+    """Requests per second of ``users`` closed-loop Locust users per process for ``seconds`` (history in a ledger).
+
+    ``processes`` workers (0: one process) run as the measured load's would: ``--processes`` on one machine, or a
+    master and workers on the hosts the backend places them on.
+    """
+    backend = backend or LocalBackend()
     ledger = Ledger.create(work_dir / f"closed-{processes}" / "ledger.db")
-    proc = ManagedProcess(
-        name="locust-closed",
-        argv=[sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url, "-u", str(users),
-              "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--exit-code-on-error", "0",
-              *processes_args(processes)],
-        env={ENV_LEDGER: ledger.url, ENV_SYSTEM: "canned"},
-        log_path=ledger.path.parent / "locust.log",
-    )
-    proc.start()
+    total = users * max(1, processes)
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url, "-u", str(total),
+            "-r", str(total), "-t", f"{seconds}s", "--only-summary", "--exit-code-on-error", "0"]
+    env = {ENV_LEDGER: ledger.url, ENV_SYSTEM: "canned", "PYTHONPATH": str(PROJECT_ROOT)}
+    log_dir = ledger.path.parent
+    workers: list[Proc] = []
+    if processes and backend.address("locust-1") != backend.address("locust"):
+        port, master = str(free_port()), backend.address("locust")
+        argv += ["--master", "--master-bind-host", master, "--master-bind-port", port, "--expect-workers",
+                 str(processes)]
+        workers = [backend.process(name=name, log_path=log_dir / f"{name}.log", env=env, cwd=PROJECT_ROOT, argv=[
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", master,
+            "--master-port", port]) for name in worker_names(processes)]
+    else:
+        argv += processes_args(processes)
+    proc = backend.process(name="locust", argv=argv, env=env, log_path=log_dir / "locust.log", cwd=PROJECT_ROOT)
+    for p in (proc, *workers):
+        p.start()
     proc.wait(seconds + 60)
-    proc.stop()
+    stop_all([proc, *workers], grace_s=5)
     ops = ledger.ops()
     span = max(o.complete_t for o in ops) - min(o.invoke_t for o in ops) if ops else 0.0
-    return {"mode": "closed", "processes": max(processes, 1), "users": users, "requests": len(ops),
+    return {"mode": "closed", "processes": max(processes, 1), "users": total, "requests": len(ops),
             "ok": sum(o.outcome == "ok" for o in ops), "rps": round(len(ops) / span, 1) if span > 0 else 0.0}
 
 
-def generator_req_per_s(out_dir: Path, seconds: int = 3, users: int = 20) -> dict[str, Any]:
-    """What one Locust process of the harness sends now, closed loop, against the trivial endpoint."""
-    with CannedEndpoint(out_dir) as canned:
-        row = closed_loop(canned.url, users, seconds, 0, out_dir / "generator")
-    return {"req_per_s": row["rps"], "users": users, "seconds": seconds, "processes": 1,
-            "note": "closed loop against a canned 202 endpoint (README: Load generator ceiling)"}
+def generator_req_per_s(out_dir: Path, backend: ProcessBackend | None = None, processes: int = 0,
+                        seconds: int = 3, users: int = 20) -> dict[str, Any]:
+    """What the harness's load generator sends now, closed loop, against the trivial endpoint: one process, and
+    (with ``processes``) the measured load's own set-up of workers, placed as its are."""
+    backend = backend or LocalBackend()
+    with CannedEndpoint(out_dir, backend.shared_address) as canned:
+        one = closed_loop(canned.url, users, seconds, 0, out_dir / "generator")
+        many = closed_loop(canned.url, users, seconds, processes, out_dir / "generator", backend) if processes else one
+    out: dict[str, Any] = {"req_per_s": many["rps"], "one_process_req_per_s": one["rps"], "users_per_process": users,
+                           "seconds": seconds, "processes": max(1, processes),
+                           "note": "closed loop against a canned 202 endpoint (README: Load generator ceiling)"}
+    if processes:
+        out["hosts"] = sorted({backend.address(n) for n in worker_names(processes)})
+        out["speedup"] = round(many["rps"] / one["rps"], 2) if one["rps"] else None
+    return out
 
 
 if __name__ == "__main__":
-    serve_canned(int(sys.argv[1]))
+    serve_canned(sys.argv[1], int(sys.argv[2]))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness import instruments
 from harness.history import FaultRecord
 from harness.ledger import Ledger, TaskRow, task_rows
 
@@ -209,6 +210,7 @@ class RunCheck:
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
     pending_max: int = 0
     in_flight_max: int = 0
+    instrument_check: instruments.Assessment = field(default_factory=instruments.Assessment)
 
     def as_result(self) -> dict[str, Any]:
         """The ``runs[]`` entry of results.json."""
@@ -227,6 +229,7 @@ class RunCheck:
             "rss_mb": self.rss_mb,
             "pending_max": self.pending_max,
             "in_flight_max": self.in_flight_max,
+            **self.instrument_check.as_result(),
         }
 
 
@@ -290,4 +293,5 @@ def check(ledger: Ledger, system: str) -> RunCheck:
         faults=faults,
         identities_broken=check_identities(counts),
         t0=t0,
+        instrument_check=instruments.assess(ledger.samples(), ledger.faults(), t0),
     )

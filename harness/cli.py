@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from harness import report
+from harness import hosts, plan, report
 from harness.catalog import discover
 from harness.checker import IdentityError
 from harness.external import ENGINES, EngineUnusable, select_engine
@@ -23,7 +23,8 @@ from harness.ledger import ENV_LEDGER, ENV_SYSTEM, LEDGER_OPTIONS, LedgerOptionE
 from harness.load import ENV_SHAPE, LOCUSTFILE
 from harness.procs import HealthTimeout, free_port
 from harness.runner import StackBroken
-from harness.scenario import ParamError, Params, Scenario
+from harness.scenario import LIMITS, ParamError, Params, Scenario
+from harness.services import stack_units
 from harness.session import BACKENDS, BackendUnavailable, Session
 from harness.spec import COMPARED, SELECTIONS, SpecError, SystemSpec, find_systems
 from harness.stack import ServerMissing, Stack
@@ -63,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                           "each gets OUT/<scenario>)")
     run.add_argument("--backend", choices=BACKENDS, default="process",
                      help="what runs the servers: local processes (default) or Docker containers")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check every parameter and option and print the plan (systems, load, fault schedule, "
+                          "params); start nothing")
     _ledger_arg(run)
     up = sub.add_parser("up", help="start one system's stack for your own load (prints the Locust command); "
                         "Ctrl-C stops it")
@@ -81,6 +85,26 @@ def _ledger_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", default="sqlite", metavar="BACKEND",
                         help=f"where the ledger lives: {LEDGER_OPTIONS} (default sqlite; a fresh file, schema per "
                              "scenario and system, copied to <system>/ledger.db when the run ends)")
+    parser.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="Locust worker processes sending the measured load (0, the default: one process); "
+                             "with --hosts each runs on a host of its own when there are enough")
+    parser.add_argument("--hosts", type=int, default=0, metavar="N",
+                        help="place each system's processes on N network hosts (namespaces joined by a bridge the run "
+                             "creates; needs root): link-down faults between hosts become network partitions; "
+                             "0 (default): one machine")
+
+
+def check_hosts(count: int, processes: int, runs: list[tuple[Scenario, list[SystemSpec]]], external: bool) -> None:
+    """Refuse a --hosts or --processes value this machine or these systems cannot have, before anything starts."""
+    if processes < 0 or processes > 64:
+        raise UsageError(f"--processes {processes}: expected 0 (one Locust process) to 64 worker processes")
+    if not count:
+        return
+    hosts.check_available()
+    for _, specs in runs:
+        for spec in specs:
+            units = stack_units(spec, "hatchet" in spec.services and not external, processes)
+            hosts.check_placement(count, units, spec.name)
 
 
 def _cmd_list() -> int:
@@ -93,10 +117,10 @@ def _cmd_list() -> int:
     print(f"systems (`all`: {', '.join(COMPARED)}; `both`: {', '.join(SELECTIONS['both'])}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
-    print("parameters (--param NAME=VALUE):")
+    print("parameters (--param NAME=VALUE; a scenario may change the default):")
     defaults = Params()
-    for name in defaults.__dataclass_fields__:
-        print(f"  {name:<20} default {getattr(defaults, name)!r}")
+    for name, limit in LIMITS.items():
+        print(f"  {name:<20} default {getattr(defaults, name)!r:<8} {limit.describe(allow_long=False)}")
     return 0
 
 
@@ -154,8 +178,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = select_engine(args.engine, os.environ) if any("hatchet" in s.services for _, ss in runs for s in ss) \
         else None
     check_option(args.ledger)  # an unreachable server is bad input: refused before anything starts
+    check_hosts(args.hosts, args.processes, runs, engine is not None)
+    if args.dry_run:
+        print("dry run: nothing is started", *(plan.describe(*p) for p in plans), sep="\n", flush=True)
+        return 0
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, engine=engine, ledger=args.ledger, backend=args.backend) as session:
+    _stop_on_sigterm()
+    with Session(root=out, engine=engine, ledger=args.ledger, hosts=args.hosts, load_processes=args.processes,
+                 backend=args.backend) as session:
         for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
             doc = session.run(scenario, specs, params, out_dir=target)
@@ -189,8 +219,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--system {args.system!r}: expected one of {', '.join(systems)}")
     spec, params = systems[args.system], Params()
     check_option(args.ledger)
+    check_hosts(args.hosts, args.processes, [(Scenario(name="up", fault="", claim=""), [spec])], False)
     out = _writable_dir(args.out) if args.out else None
-    with Session(root=out, ledger=args.ledger, backend=args.backend) as session:
+    _stop_on_sigterm()
+    with Session(root=out, ledger=args.ledger, hosts=args.hosts, backend=args.backend) as session:
         run_dir = session.root / spec.name
         ledger = session.ledgers.create(run_dir, f"{session.run_id}_up_{spec.name}")
         ledger.set_meta("system", spec.name)
@@ -222,10 +254,14 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: stacks and servers stop
 
 
+def _stop_on_sigterm() -> None:
+    """From here on SIGTERM unwinds like Ctrl-C (set only by commands that start processes)."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script and ``python -m harness``."""
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "list":
             return _cmd_list()
@@ -235,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_up(args)
         return _cmd_run(args)
     except (UsageError, ParamError, SpecError, EngineUnusable, ServerMissing, LedgerOptionError,
-            BackendUnavailable) as exc:
+            hosts.HostsUnavailable, BackendUnavailable) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except ToolMissing as exc:

@@ -17,7 +17,8 @@ namespace (:mod:`harness.netns`), here it gets its own bridge network, reachable
 port published on 127.0.0.1 (Docker's proxy is the bridge, :class:`PublishedPort`).
 
 Every container and network carries the run's label; :meth:`DockerBackend.close` removes them,
-and the reaper does if the harness dies (:func:`remove_labelled`).
+and the reaper does if the harness dies (its clean-up command ``python -m harness.docker_backend
+remove HOST RUN``, :func:`remove_labelled`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,8 @@ class DockerBackend:
     """Makes every server of a session a container; removes them all (and its network) at close."""
 
     name = "docker"
+    shared_address = "127.0.0.1"
+    """The host network's loopback: every container reaches the harness's servers there."""
 
     def __init__(self, client: Any, host: str, images: Images, run: str) -> None:
         self.client = client
@@ -389,7 +392,10 @@ class DockerBackend:
         """Value of :data:`LABEL_RUN` on everything this backend creates."""
         self._network: str | None = None
         self._serials = itertools.count(1)
-        reaper.watch_docker(self.host, run)
+        # If the harness dies, the reaper kills the containers' processes (they carry the run marker), then
+        # runs this: the containers and the network go too.
+        self._cleanup = [sys.executable, "-m", "harness.docker_backend", "remove", host, run]
+        reaper.on_exit(self._cleanup)
 
     @classmethod
     def create(cls, run: str, progress: Progress) -> DockerBackend:
@@ -397,6 +403,13 @@ class DockerBackend:
         host = engine_address()
         client = connect(host)
         return cls(client, host, ensure(client, progress), run)
+
+    def place(self, units: Sequence[Sequence[str]]) -> None:
+        """Every container is on the host network."""
+
+    def address(self, name: str) -> str:
+        """Every server binds the host's loopback."""
+        return "127.0.0.1"
 
     def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                 roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
@@ -460,5 +473,22 @@ class DockerBackend:
     def close(self) -> None:
         """Remove every container and the network of the run (they are stopped by now)."""
         remove_labelled(self.host, self.run_label)
-        reaper.forget_docker(self.host, self.run_label)
+        reaper.on_exit_done(self._cleanup)
         self.client.close()
+
+
+def main() -> int:
+    """``python -m harness.docker_backend remove HOST RUN``: the reaper's clean-up of a dead harness's run."""
+    if len(sys.argv) != 4 or sys.argv[1] != "remove":
+        print("usage: python -m harness.docker_backend remove HOST RUN", file=sys.stderr)
+        return 2
+    try:
+        print(f"removed {remove_labelled(sys.argv[2], sys.argv[3])} containers, networks and volumes")
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        print(f"cannot remove run {sys.argv[3]}'s containers: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from harness import tools
-from harness.docker_backend import DockerUnavailable, connect, engine_address
+from harness.docker_backend import LABEL_RUN, DockerUnavailable, connect, engine_address
 from harness.procs import Health, LocalBackend, ManagedProcess
 
 DATA_ROOT = tools.CACHE_DIR / "dockerd"
@@ -62,7 +62,10 @@ def private_engine(log_dir: Path, data_root: Path = DATA_ROOT) -> Iterator[str]:
     try:
         proc.start()
         proc.wait_healthy(60)
-        connect(host)
+        client = connect(host)
+        for stale in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+            stale.remove(force=True)  # a run whose harness and engine were both SIGKILLed: only ours use this engine
+        client.close()
         yield host
     finally:
         proc.stop()

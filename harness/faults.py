@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.hosts import HostsBackend
 from harness.ledger import Ledger
 from harness.links import match_links
 from harness.procs import Proc, stop_all
@@ -72,6 +73,9 @@ class ActiveFault:
 
 class Nemesis(Protocol):
     """A fault injector."""
+
+    active: list[ActiveFault]
+    """Faults it injected and has not healed yet."""
 
     def setup(self, stack: Stack, ledger: Ledger, rng: random.Random) -> None:
         """Bind to a run's stack and ledger."""
@@ -200,11 +204,70 @@ class LinkNemesis:
             self.heal(active)
 
 
+class PartitionNemesis:
+    """``link-down`` between two hosts at the network layer: the process's host drops the service's packets.
+
+    Only for links the stack left direct because they cross hosts (``Stack.partitionable``): the
+    process's connections see what they would across machines (no reset, no refusal: silence),
+    and nothing else of either host is touched. On one machine it handles nothing.
+    """
+
+    def __init__(self) -> None:
+        self.active: list[ActiveFault] = []
+        """Faults injected and not healed yet."""
+
+    def setup(self, stack: Stack, ledger: Ledger, rng: random.Random) -> None:
+        """Bind to a run."""
+        self.stack, self.ledger, self.rng = stack, ledger, rng
+
+    def _links(self, fault: Fault) -> list[str]:
+        return match_links(fault.target, list(self.stack.partitionable))
+
+    def handles(self, fault: Fault) -> bool:
+        """link-down on links between hosts (when the run has hosts), none of them proxied."""
+        stack: Stack | None = getattr(self, "stack", None)
+        if fault.action != "link-down" or stack is None or not isinstance(stack.infra.backend, HostsBackend):
+            return False
+        return bool(self._links(fault)) and not stack.link_names(fault.target)
+
+    def _cut(self, names: list[str], on: bool) -> None:
+        backend = self.stack.infra.backend
+        assert isinstance(backend, HostsBackend)
+        for name in names:
+            process, address, port = self.stack.partitionable[name]
+            backend.hosts.drop(backend.placed[process], address, port, insert=on)
+
+    def invoke(self, fault: Fault) -> ActiveFault:
+        """Drop the links' packets (every matching link, or one with pick=first/random)."""
+        names = self._links(fault)
+        if fault.pick != "all":
+            names = [self.rng.choice(names) if fault.pick == "random" else names[0]]
+        t = time.time()
+        self._cut(names, True)
+        rid = self.ledger.fault_started(fault.action, ",".join(names),
+                                        {"duration_s": fault.duration_s, "layer": "network (partition between hosts)"},
+                                        t=t)
+        active = ActiveFault(fault, names, rid, t + fault.duration_s)
+        self.active.append(active)
+        return active
+
+    def heal(self, active: ActiveFault) -> None:
+        """Let the packets through again."""
+        self._cut(active.targets, False)
+        self.ledger.fault_ended(active.record_id)
+        self.active.remove(active)
+
+    def teardown(self) -> None:
+        """Heal everything still active."""
+        for active in list(self.active):
+            self.heal(active)
+
+
 class Nemeses:
     """Several nemeses as one: each fault goes to the first that handles it."""
 
     def __init__(self, *members: Nemesis) -> None:
-        self.members = members or (ProcessNemesis(), LinkNemesis())
+        self.members = members or (PartitionNemesis(), ProcessNemesis(), LinkNemesis())
         """The nemeses, in dispatch order."""
 
     def _for(self, fault: Fault) -> Nemesis:
@@ -212,6 +275,9 @@ class Nemeses:
             if m.handles(fault):
                 return m
         raise ValueError(f"no nemesis handles {fault.action!r}")
+
+    def _of(self, active: ActiveFault) -> Nemesis:
+        return next(m for m in self.members if active in m.active)
 
     def setup(self, stack: Stack, ledger: Ledger, rng: random.Random) -> None:
         """Bind every member."""
@@ -224,7 +290,7 @@ class Nemeses:
 
     def heal(self, active: ActiveFault) -> None:
         """Heal through the member that injected it."""
-        self._for(active.fault).heal(active)
+        self._of(active).heal(active)
 
     def teardown(self) -> None:
         """Heal everything, every member."""

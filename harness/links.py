@@ -46,6 +46,12 @@ class Link:
         """Port clients connect to."""
         return int(self.listen.rsplit(":", 1)[1])
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) clients connect to."""
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
 
 class Toxiproxy:
     """Client of one Toxiproxy server's HTTP API."""
@@ -63,13 +69,13 @@ class Toxiproxy:
             APIConsumer.host, APIConsumer.port = self.host, self.port
             yield self._server
 
-    def create(self, name: str, upstream: str) -> Link:
-        """Create a proxy listening on a free loopback port (replacing one of the same name)."""
+    def create(self, name: str, upstream: str, listen_host: str = "127.0.0.1") -> Link:
+        """Create a proxy listening on a free port of listen_host (replacing one of the same name)."""
         with self._api() as server:
             old = server.get_proxy(name)
             if old is not None:
                 old.destroy()
-            proxy = server.create(upstream=upstream, name=name, listen="127.0.0.1:0", enabled=True)
+            proxy = server.create(upstream=upstream, name=name, listen=f"{listen_host}:0", enabled=True)
             return Link(name=name, listen=proxy.listen, upstream=upstream)
 
     def destroy(self, name: str) -> None:

@@ -18,7 +18,6 @@ import json
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ import httpx
 
 from harness.history import Op, Outcome
 from harness.ledger import ENV_LEDGER, ENV_SYSTEM, Ledger
-from harness.procs import Health, HealthTimeout, ManagedProcess, free_port
+from harness.procs import Health, HealthTimeout, LocalBackend, Proc, ProcessBackend, free_port, stop_all
 from harness.spec import PROJECT_ROOT
 
 LOCUSTFILE = Path(__file__).parent / "loadgen" / "locustfile.py"
@@ -216,6 +215,11 @@ def processes_args(processes: int) -> list[str]:
             "--master-port", port]
 
 
+def worker_names(processes: int) -> list[str]:
+    """Names of the Locust worker processes of a distributed load (``locust-1``...), placed like any server."""
+    return [f"locust-{k}" for k in range(1, processes + 1)]
+
+
 class LocustDriver:
     """Open-loop load from Locust, headless in a subprocess with the harness's locustfile.
 
@@ -227,13 +231,18 @@ class LocustDriver:
     START_TIMEOUT_S = 60.0
     """Longest wait for Locust to start and fix the open loop's start time."""
 
-    def __init__(self, processes: int = 0, out_dir: Path | None = None) -> None:
+    def __init__(self, processes: int = 0, out_dir: Path | None = None, backend: ProcessBackend | None = None) -> None:
         self.processes = processes
         """Locust worker processes (``--processes N``); 0: one process, no master."""
+        self.backend: ProcessBackend = backend or LocalBackend()
+        """Where Locust runs (this machine, or the load generator's host when the run has several)."""
         self.out_dir = out_dir
         """Where Locust's files go (None: ``locust/`` next to the ledger)."""
-        self.process: ManagedProcess | None = None
-        """The Locust process (its group holds the workers), once started."""
+        self.process: Proc | None = None
+        """The Locust process (its group holds the workers, or it is the master of distributed ones), once started."""
+        self.workers: list[Proc] = []
+        """Worker processes on other hosts (a distributed load), once started."""
+        self._master_port = 0
         self.stem: Path | None = None
         """Path prefix of this run's Locust files (``<out_dir>/<phase>``)."""
         self._plan: LoadPlan | None = None
@@ -242,12 +251,27 @@ class LocustDriver:
         self._finished = False
         self._deadline = 0.0
 
+    @property
+    def distributed(self) -> bool:
+        """Workers on other hosts than the master (the run has hosts): a master and worker processes of its own."""
+        return bool(self.processes) and self.backend.address("locust-1") != self.backend.address("locust")
+
     def command(self, base_url: str, plan: LoadPlan, stem: Path) -> list[str]:
         """The Locust command line for plan (headless, open loop, reports at stem.*)."""
         argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
                 "--plan", plan.to_json(), "--csv", str(stem), "--html", f"{stem}.html", "--json-file", str(stem),
                 "--only-summary", "--exit-code-on-error", "0", "--loglevel", "INFO"]
+        if self.distributed:
+            self._master_port = free_port()
+            return [*argv, "--master", "--master-bind-host", self.backend.address("locust"), "--master-bind-port",
+                    str(self._master_port), "--expect-workers", str(self.processes)]
         return argv + processes_args(self.processes)
+
+    def worker_command(self, plan: LoadPlan) -> list[str]:
+        """One Locust worker of a distributed load, reaching its master across the run's network."""
+        return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
+                self.backend.address("locust"), "--master-port", str(self._master_port), "--plan", plan.to_json(),
+                "--loglevel", "INFO"]
 
     def start(self, base_url: str, plan: LoadPlan, ledger: Ledger, system: str) -> None:
         """Start Locust and return when the open loop's first request is due."""
@@ -261,11 +285,12 @@ class LocustDriver:
             stem = out / f"{plan.phase}-{n}"
         stem.with_suffix(".plan.json").write_text(plan.to_json() + "\n")
         self.stem, self._plan, self._ledger = stem, plan, ledger
-        self.process = ManagedProcess(
-            name=f"locust-{stem.name}",
+        env = {ENV_LEDGER: ledger.url, ENV_SYSTEM: system, ENV_SHAPE: "open", "PYTHONPATH": str(PROJECT_ROOT),
+               "PYTHONUNBUFFERED": "1"}
+        self.process = self.backend.process(
+            name="locust",
             argv=self.command(base_url, plan, stem),
-            env={ENV_LEDGER: ledger.url, ENV_SYSTEM: system, ENV_SHAPE: "open", "PYTHONPATH": str(PROJECT_ROOT),
-                 "PYTHONUNBUFFERED": "1"},
+            env=env,
             log_path=stem.with_suffix(".log"),
             roles=("load",),
             health=Health(log=START_LINE),
@@ -273,6 +298,13 @@ class LocustDriver:
             stop_grace_s=plan.timeout_s + 10,  # in-flight requests time out, then the history is flushed
         )
         self.process.start()
+        if self.distributed:  # each worker on its host, connecting to the master (which starts once all are in)
+            self.workers = [self.backend.process(name=name, argv=self.worker_command(plan), env=env,
+                                                 log_path=stem.with_name(f"{stem.name}-{name}.log"), roles=("load",),
+                                                 cwd=PROJECT_ROOT, stop_grace_s=plan.timeout_s + 10)
+                            for name in worker_names(self.processes)]
+            for worker in self.workers:
+                worker.start()
         # Past this, Locust is stuck (it ends by itself once every request had its timeout): kill it.
         self._deadline = time.monotonic() + self.START_TIMEOUT_S + plan.due_s(plan.count - 1) + plan.timeout_s \
             + self.process.stop_grace_s
@@ -280,6 +312,7 @@ class LocustDriver:
             self.process.wait_healthy(self.START_TIMEOUT_S)
         except HealthTimeout as exc:
             self.process.kill()
+            stop_all(self.workers, grace_s=0)
             raise RuntimeError(f"locust did not start: {exc}\n{self._log_tail()}") from None
         found = re.findall(START_LINE + r" ([0-9.]+)", self.process.log_path.read_text(errors="replace"))
         time.sleep(max(0.0, float(found[-1]) - time.time()))
@@ -287,18 +320,17 @@ class LocustDriver:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until Locust exited; raise if it failed or sent another count than planned."""
         proc = self.process
-        if proc is None or proc.popen is None:
+        if proc is None or proc.incarnation == 0:
             return True
         remaining = self._deadline - time.monotonic()
-        try:
-            proc.popen.wait(max(0.0, remaining if timeout is None else min(timeout, remaining)))
-        except subprocess.TimeoutExpired:
+        if not proc.wait(max(0.0, remaining if timeout is None else min(timeout, remaining))):
             if time.monotonic() < self._deadline:
                 return False
             proc.kill()
         if not self._finished:
             self._finished = True
             proc.stop(grace_s=0)  # reaps the group and tells the reaper
+            stop_all(self.workers, grace_s=5)  # they quit with their master; stragglers are killed
             code = proc.exit_code()
             if code != 0:
                 raise RuntimeError(f"locust exited with status {code} (log: {proc.log_path})\n{self._log_tail()}")
@@ -315,6 +347,8 @@ class LocustDriver:
         if self.process is not None and self.process.alive():
             self.process.signal(signal.SIGTERM)
             self._deadline = min(self._deadline, time.monotonic() + self.process.stop_grace_s)
+        elif self.workers:
+            stop_all(self.workers, grace_s=5)
 
     def _log_tail(self, lines: int = 15) -> str:
         if self.process is None or not self.process.log_path.exists():

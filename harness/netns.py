@@ -7,7 +7,7 @@ socket (the filesystem is shared) carries connections in, and a forwarder in the
 listens on 127.0.0.1. Needs root (CAP_SYS_ADMIN) for ``unshare(CLONE_NEWNET)``.
 
     python -m harness.netns inside --unix SOCK --port P -- CMD...   # namespace + server + bridge
-    python -m harness.netns outside --unix SOCK --port Q            # 127.0.0.1:Q -> SOCK
+    python -m harness.netns outside --unix SOCK --port Q [--host H] # H:Q (default 127.0.0.1) -> SOCK
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ async def _serve_unix(sock: str, port: int, child: subprocess.Popen[bytes]) -> N
             await asyncio.sleep(0.2)
 
 
-async def _serve_tcp(sock: str, port: int) -> None:
+async def _serve_tcp(sock: str, host: str, port: int) -> None:
     server = await asyncio.start_server(
-        lambda r, w: _splice(r, w, lambda: asyncio.open_unix_connection(sock)), host="127.0.0.1", port=port
+        lambda r, w: _splice(r, w, lambda: asyncio.open_unix_connection(sock)), host=host, port=port
     )
-    print(f"bridge listening on 127.0.0.1:{port} -> {sock}", flush=True)
+    print(f"bridge listening on {host}:{port} -> {sock}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -89,13 +89,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["inside", "outside"])
     ap.add_argument("--unix", required=True, help="Unix socket path that carries connections across")
-    ap.add_argument("--port", type=int, required=True, help="inside: the server's port; outside: 127.0.0.1 port")
+    ap.add_argument("--port", type=int, required=True, help="inside: the server's port; outside: the bridge's port")
+    ap.add_argument("--host", default="127.0.0.1", help="outside: the address the bridge listens on")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = ap.parse_args(argv[:cut])
     args.command = argv[cut + 1 :]
     if args.mode == "outside":
-        asyncio.run(_serve_tcp(args.unix, args.port))
+        asyncio.run(_serve_tcp(args.unix, args.host, args.port))
         return
     _enter_new_netns()
     child = subprocess.Popen(args.command)

@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -118,10 +119,20 @@ class ProcessBackend(Protocol):
     name: str
     """``process`` (local processes), ``docker``, ..."""
 
+    @property
+    def shared_address(self) -> str:
+        """Where the harness's own servers listen so every process can reach them (Toxiproxy's links, the ledger)."""
+
+    def place(self, units: Sequence[Sequence[str]]) -> None:
+        """Put these groups of servers (by name) where they will run, e.g. on hosts; most backends ignore it."""
+
     def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                 roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
                 user: str | None = None, stop_grace_s: float = 10.0) -> Proc:
         """A server, not started yet."""
+
+    def address(self, name: str) -> str:
+        """The address the server ``name`` binds and is reached at (127.0.0.1, or its host's)."""
 
     def close(self) -> None:
         """Release what the backend holds (every server it made is stopped by then)."""
@@ -192,14 +203,26 @@ class ManagedProcess:
         pattern = re.compile(self.health.log) if self.health.log else None
         while True:
             if not self.alive():
-                raise HealthTimeout(f"{self.name} exited with status {self.exit_code()} (log: {self.log_path})")
+                raise HealthTimeout(f"{self.name} exited with status {self.exit_code()} (log: {self.log_path})"
+                                    + self._log_tail())
             if self._healthy(pattern):
                 return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
                 raise HealthTimeout(
                     f"{self.name} not healthy after {timeout:.0f}s ({self.health.describe()}; log: {self.log_path})"
+                    + self._log_tail()
                 )
             time.sleep(0.05)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        """The last lines this incarnation logged, for an error message."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                tail = f.read().decode(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "".join(f"\n  | {line}" for line in tail)
 
     def _healthy(self, pattern: re.Pattern[str] | None) -> bool:
         h = self.health
@@ -279,6 +302,10 @@ class LocalBackend:
     """The default backend: every server is a local process in its own process group."""
 
     name = "process"
+    shared_address = "127.0.0.1"
+
+    def place(self, units: Sequence[Sequence[str]]) -> None:
+        """Every server runs on this machine's loopback."""
 
     def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                 roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
@@ -286,6 +313,10 @@ class LocalBackend:
         """A local process, not started yet."""
         return ManagedProcess(name=name, argv=argv, log_path=log_path, env=env or {}, roles=roles,
                               health=health or Health(), cwd=cwd, user=user, stop_grace_s=stop_grace_s)
+
+    def address(self, name: str) -> str:
+        """Every server binds loopback."""
+        return "127.0.0.1"
 
     def close(self) -> None:
         """Nothing to release."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness import report
+from harness import hosts, report
 from harness.external import ENGINES, EngineUnusable, select_engine
 from harness.ledger import LEDGER_OPTIONS, Ledger, LedgerOptionError, check_option, sqlite_url
 from harness.scenario import ParamError, Params, Scenario
@@ -96,6 +96,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what runs the servers: local processes (default) or Docker containers")
     group.addoption("--dockerd", choices=("never", "auto"), default="never",
                     help="with --backend docker: `auto` starts a private dockerd (root) when no engine is reachable")
+    group.addoption("--processes", type=int, default=0, metavar="N",
+                    help="Locust worker processes sending the measured load (0: one process)")
+    group.addoption("--hosts", type=int, default=0, metavar="N",
+                    help="place each system's processes on N network hosts the run creates (root); 0: one machine")
     group.addoption("--ledger", default="sqlite", metavar="BACKEND",
                     help=f"where the ledgers live: {LEDGER_OPTIONS} (default sqlite)")
 
@@ -105,16 +109,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs a Docker engine; runs only with --backend docker")
 
 
+def _scenario_of(item: pytest.Item) -> Scenario | None:
+    scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
+    return scenario if isinstance(scenario, Scenario) else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
-        if isinstance(scenario, Scenario) and scenario.tier == "soak":
+        if (scenario := _scenario_of(item)) is not None and scenario.tier == "soak":
             item.add_marker(pytest.mark.soak)
     if config.getoption("--backend") != "docker":  # the Docker tier (make docker-test) runs them
         deselected = [item for item in items if item.get_closest_marker("docker")]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check --param against every scenario that will run (not the deselected ones) before any starts."""
+    overrides = _overrides(session.config)
+    for item in session.items:
+        if (scenario := _scenario_of(item)) is not None:
+            _checked(scenario, overrides)
+
+
+def _checked(scenario: Scenario, overrides: dict[str, Any]) -> Params:
+    """The scenario's params with these overrides; a bad one is a usage error (one line, nothing run)."""
+    try:
+        return scenario.params(overrides)
+    except ParamError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _overrides(config: pytest.Config) -> dict[str, str]:
@@ -163,13 +187,18 @@ def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config)
     try:
         engine = select_engine(pytestconfig.getoption("--engine"), os.environ)
         ledger = check_option(pytestconfig.getoption("--ledger"))
-    except (EngineUnusable, LedgerOptionError) as exc:
+        count = pytestconfig.getoption("--hosts")
+        if count:
+            hosts.check_available()
+            hosts.check_placement(count, [["api"]] * count, "the session")  # per system: when each scenario runs
+    except (EngineUnusable, LedgerOptionError, hosts.HostsUnavailable) as exc:
         raise pytest.UsageError(str(exc)) from None
     backend = pytestconfig.getoption("--backend")
     if backend == "docker":  # set up first, so torn down last: containers go before a private dockerd stops
         request.getfixturevalue("harness_docker_host")
     try:
-        session = Session(engine=engine, ledger=ledger, backend=backend)
+        session = Session(engine=engine, ledger=ledger, hosts=count,
+                          load_processes=max(0, pytestconfig.getoption("--processes")), backend=backend)
     except BackendUnavailable as exc:
         pytest.exit(f"harness: error: {exc}", returncode=2)
     try:
@@ -184,10 +213,7 @@ def run_scenario(harness_session: Session, harness_systems: list[SystemSpec],
     """Run a scenario against the selected systems (or the ones it names); prints the comparison table."""
 
     def run(scenario: Scenario, **overrides: Any) -> Outcome:
-        try:
-            params = scenario.params({**overrides, **_overrides(pytestconfig)})
-        except ParamError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        params = _checked(scenario, {**overrides, **_overrides(pytestconfig)})
         known = find_systems()
         names = scenario.systems_for([s.name for s in harness_systems])
         if missing := [n for n in names if n not in known]:

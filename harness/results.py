@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from apps.common.job import CLIENT_SETTINGS
 from harness import tools
 from harness.scenario import Params, Scenario
 from harness.spec import PROJECT_ROOT
@@ -63,6 +64,7 @@ def manifest(params: Params, ledger: dict[str, Any] | None = None) -> dict[str, 
         "command": " ".join(sys.argv),
         "params": dataclasses.asdict(params),
         "ledger": ledger or {"backend": "sqlite"},
+        **({"downstream_client": CLIENT_SETTINGS} if params.downstream else {}),
     }
 
 

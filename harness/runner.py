@@ -20,7 +20,7 @@ from harness import capacity, ceilings, report, results
 from harness.checker import IdentityError, RunCheck, check
 from harness.faults import ActiveFault, Nemeses, not_applicable
 from harness.ledger import Ledger, LedgerStore, SqliteStore
-from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver
+from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver, worker_names
 from harness.procs import Proc
 from harness.sampler import Sampler
 from harness.scenario import Params, Scenario
@@ -162,7 +162,7 @@ def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, c
     """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
     if "generator" not in cache:
         progress("reference: the load generator's own rate (Locust against a canned endpoint)")
-        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference")
+        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference", infra.backend, infra.load_processes)
     key = ",".join(spec.services)
     if spec.services and key not in cache:
         progress(f"reference: ceilings of {key} (hatchet-loadtest, pgbench)")
@@ -197,7 +197,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
     # shared engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s, proxy=link_targets(steps))
+                  grace_s=params.grace_s, link_faults=link_targets(steps))
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     if spec.params:
@@ -210,6 +210,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
+        where = {p: infra.backend.address(p)
+                 for p in [*(p.name for p in infra.processes(spec.services)), *stack.processes, "locust",
+                           *worker_names(infra.load_processes)]}
+        if set(where.values()) != {"127.0.0.1"}:
+            result.extra["addresses"] = where  # the run has hosts: which process ran where
         nemesis.setup(stack, ledger, random.Random(params.seed))
 
         def watched() -> list[Proc]:

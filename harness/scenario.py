@@ -8,22 +8,39 @@ line or pytest). The runner (:mod:`harness.runner`) does the rest.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from apps.common.contract import TaskConfig
 from harness.load import LoadPlan
-from harness.schedule import Step
+from harness.schedule import AfterAccepted, At, Every, Step, WhenInFlight
 
 
 class ParamError(ValueError):
-    """An unknown parameter or a value of the wrong type."""
+    """A parameter the run cannot use: unknown, of the wrong type, or out of its range (one line)."""
+
+
+DAY_S = 86_400.0
+"""Ceiling of every duration parameter unless ``allow_long`` is set: a typo must not start a 31-year run."""
+LONG_S = 30 * DAY_S
+"""Ceiling of every duration parameter with ``allow_long``."""
+MAX_RATE = 100_000.0
+"""Highest request rate (requests/s) of any step: about 25 Locust processes' worth on this machine."""
+MAX_LADDER_STEPS = 1000
+"""Most steps a capacity ladder may have (duration_s / step_s)."""
+BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+"""Spellings of a boolean parameter on the command line."""
 
 
 @dataclass(frozen=True)
 class Params:
-    """Every knob of a scenario run; scenarios change defaults, users override by name."""
+    """Every knob of a scenario run; scenarios change defaults, users override by name.
+
+    :data:`LIMITS` gives each one's range; :meth:`check` enforces them before anything starts.
+    """
 
     seed: int = 1
     """Seeds the fault schedule, random picks and the job's pseudo-random failures."""
@@ -72,17 +89,58 @@ class Params:
     """Longest wait, after the load and heal, for accepted tasks to complete."""
     drain_quiet_s: float = 0.0
     """End the drain early once the effect log is quiet this long (0: the system's own ``drain.quiet_s``)."""
+    allow_long: bool = False
+    """Lift the one-day ceiling of duration parameters (to 30 days): a long soak on purpose."""
 
     def override(self, values: Mapping[str, Any]) -> Params:
-        """A copy with values replaced; strings are converted to each field's type."""
-        types = {f.name: type(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """A copy with values replaced; strings are converted to each field's type (ranges: :meth:`check`)."""
         changes: dict[str, Any] = {}
         for key, value in values.items():
             name = key.replace("-", "_")
-            if name not in types:
-                raise ParamError(f"unknown parameter {key!r} (known: {', '.join(sorted(types))})")
-            changes[name] = _coerce(name, value, types[name])
+            if name not in LIMITS:
+                raise ParamError(f"unknown parameter {_show(repr(key))} (known: {', '.join(sorted(LIMITS))})")
+            changes[name] = LIMITS[name].coerce(name, value)
         return dataclasses.replace(self, **changes)
+
+    def check(self, given: Mapping[str, Any] | None = None) -> None:
+        """Raise ParamError for the first parameter out of its range, or parameters that contradict each other.
+
+        given: values as the user wrote them (``--param rate=1e400``), quoted in the message instead of
+        the converted value.
+        """
+        given = {k.replace("-", "_"): v for k, v in (given or {}).items()}
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if not limit.allows(value, self.allow_long):
+                raise ParamError(f"parameter {name}={_show(given.get(name, value))}: "
+                                 f"allowed {limit.describe(self.allow_long)}")
+        self._check_load(given)
+
+    def _check_load(self, given: Mapping[str, Any]) -> None:
+        """Cross-field checks of the measured load: a ladder that fits and rises, at least one request."""
+        def show(name: str) -> str:
+            return f"{name}={_show(given.get(name, getattr(self, name)))}"
+
+        if self.step_s > 0:
+            if self.step_s > self.duration_s:
+                raise ParamError(f"parameter {show('step_s')}: allowed 0 (no ladder) or up to duration_s "
+                                 f"({self.duration_s:g})")
+            if self.duration_s / self.step_s > MAX_LADDER_STEPS:
+                raise ParamError(f"parameter {show('step_s')}: allowed at least duration_s/{MAX_LADDER_STEPS} "
+                                 f"({self.duration_s / MAX_LADDER_STEPS:g}): a ladder has at most "
+                                 f"{MAX_LADDER_STEPS} steps")
+            rates = [r for r, _ in self.load().steps]
+            if rates[-1] > MAX_RATE:
+                raise ParamError(f"parameter {show('step_factor')}: the ladder's last step would send "
+                                 f"{rates[-1]:.6g} requests/s; allowed up to {MAX_RATE:.0f} (lower step_factor, "
+                                 f"rate or duration_s)")
+            if any(b <= a for a, b in itertools.pairwise(rates)) or rates[0] <= 0:
+                raise ParamError(f"parameter {show('rate')}: the ladder's rates must rise step by step, but "
+                                 f"rounded to 0.001/s they go {', '.join(f'{r:g}' for r in rates[:3])}...")
+        if self.load().count < 1:
+            raise ParamError(f"parameter {show('rate')}: the measured load would send no request "
+                             f"(rate x duration_s = {self.rate * self.duration_s:.3g}); allowed rate x duration_s "
+                             f">= 0.5")
 
     def load(self) -> LoadPlan:
         """The measured load."""
@@ -102,23 +160,125 @@ class Params:
                           trigger_threads=self.trigger_threads, seed=self.seed)
 
 
-def _coerce(name: str, value: Any, typ: type) -> Any:
-    if isinstance(value, bool) and typ is not bool:
-        raise ParamError(f"parameter {name}: expected {typ.__name__}, got {value!r}")
-    if isinstance(value, typ):
-        return value
-    if isinstance(value, int) and typ is float:
-        return float(value)
-    if not isinstance(value, str):
-        raise ParamError(f"parameter {name}: expected {typ.__name__}, got {value!r}")
-    try:
-        if typ is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1", "yes")
-        return typ(value)
-    except ValueError:
-        raise ParamError(f"parameter {name}: expected {typ.__name__}, got {value!r}") from None
+def _show(value: Any) -> str:
+    """A value for a one-line message: as typed when that prints safely, else quoted and escaped; at most 40 chars."""
+    if isinstance(value, float):
+        text = _num(value)
+    elif isinstance(value, str) and value and value.isprintable() and value == value.strip():
+        text = value
+    else:
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values one parameter may take: its type and range."""
+
+    type: type
+    """``int``, ``float``, ``bool`` or ``str``."""
+    lo: float | None = None
+    """Lowest value allowed (None: no bound)."""
+    hi: float | None = None
+    """Highest value allowed (None: no bound)."""
+    lo_open: bool = False
+    """lo itself is not allowed (``> 0`` rather than ``>= 0``)."""
+    duration: bool = False
+    """A duration: at most :data:`DAY_S`, or :data:`LONG_S` with ``allow_long`` (hi is then ignored)."""
+    choices: tuple[str, ...] = ()
+    """The allowed values of a ``str`` parameter."""
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """value converted to this parameter's type (strings parsed); ParamError when it cannot be."""
+        wrong = ParamError(f"parameter {name}={_show(value)}: allowed {self.describe(False)}")
+        if isinstance(value, bool) != (self.type is bool) and not isinstance(value, str):
+            raise wrong
+        try:
+            if isinstance(value, str):
+                if self.type is bool:
+                    return BOOL_WORDS[value.strip().lower()]
+                return self.type(value.strip()) if self.type is not str else value
+            if self.type is float and isinstance(value, int | float):
+                return float(value)
+            if isinstance(value, self.type):
+                return value
+        except (KeyError, ValueError, OverflowError):
+            raise wrong from None
+        raise wrong
+
+    def ceiling(self, allow_long: bool) -> float | None:
+        """The highest value allowed."""
+        if self.duration:
+            return LONG_S if allow_long else DAY_S
+        return self.hi
+
+    def allows(self, value: Any, allow_long: bool) -> bool:
+        """Whether value is of this parameter's type and in its range."""
+        if self.type is bool:
+            return isinstance(value, bool)
+        if self.type is str:
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        if self.type is int and not isinstance(value, int):
+            return False
+        hi = self.ceiling(allow_long)
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return hi is None or value <= hi
+
+    def describe(self, allow_long: bool) -> str:
+        """The range in words, e.g. ``a number > 0 and <= 86400``."""
+        if self.type is bool:
+            return "true or false (also yes/no, 1/0)"
+        if self.type is str:
+            return "one of " + ", ".join(self.choices) if self.choices else "any text"
+        what = "an integer" if self.type is int else "a finite number"
+        hi = self.ceiling(allow_long)
+        if self.lo is not None and hi is not None and not self.lo_open:
+            text = f"{what} from {_num(self.lo)} to {_num(hi)}"
+        else:
+            bounds = [f"{'>' if self.lo_open else '>='} {_num(self.lo)}"] if self.lo is not None else []
+            bounds += [f"<= {_num(hi)}"] if hi is not None else []
+            text = f"{what} {' and '.join(bounds)}"
+        if self.duration and not allow_long:
+            text += f" (a day; allow_long=true: up to {_num(LONG_S)})"
+        return text
+
+
+def _num(x: float) -> str:
+    """A bound for a message: whole numbers in full (86400, not 8.64e+04)."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+LIMITS: dict[str, Limit] = {
+    "seed": Limit(int, 0, 2**63 - 1),
+    "rate": Limit(float, 0, MAX_RATE, lo_open=True),
+    "duration_s": Limit(float, 0, lo_open=True, duration=True),
+    "step_s": Limit(float, 0, duration=True),
+    "step_factor": Limit(float, 1, 10, lo_open=True),
+    "warmup": Limit(int, 0, 10_000),
+    "kind": Limit(str, choices=("sleep", "cpu")),
+    "job_s": Limit(float, 0, 3600),  # the contract's own limit (apps/common/contract.py JobParams)
+    "fail_p": Limit(float, 0, 1),
+    "hang_p": Limit(float, 0, 1),
+    "hang_s": Limit(float, 0, 3600),  # the contract's own limit
+    "hang_ignores_cancel": Limit(bool),
+    "downstream": Limit(bool),
+    "retries": Limit(int, 0, 100),
+    "execution_timeout_s": Limit(float, 0, lo_open=True, duration=True),
+    "slots": Limit(int, 1, 10_000),
+    "trigger_threads": Limit(int, 0, 1024),
+    "fault_at_s": Limit(float, 0, duration=True),
+    "downtime_s": Limit(float, 0, duration=True),
+    "grace_s": Limit(float, 0, duration=True),
+    "client_timeout_s": Limit(float, 0, lo_open=True, duration=True),
+    "drain_deadline_s": Limit(float, 0, lo_open=True, duration=True),
+    "drain_quiet_s": Limit(float, 0, duration=True),
+    "allow_long": Limit(bool),
+}
+"""Type and range of every :class:`Params` field, in its order (``harness list`` prints them)."""
+assert list(LIMITS) == [f.name for f in dataclasses.fields(Params)], "every parameter needs a Limit"
 
 
 @dataclass(frozen=True)
@@ -156,5 +316,39 @@ class Scenario:
         return out
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Params:
-        """The run's parameters: Params defaults, then this scenario's, then the user's."""
-        return Params().override(self.defaults).override(overrides or {})
+        """The run's parameters: Params defaults, then this scenario's, then the user's; all checked.
+
+        Raises ParamError (one line) for an unknown parameter, a value out of its range, or a schedule
+        whose faults could never fire within the load: the one place both the CLI and pytest check them.
+        """
+        params = Params().override(self.defaults).override(overrides or {})
+        params.check(overrides)
+        self._check_schedule(params, overrides or {})
+        return params
+
+    def _check_schedule(self, params: Params, given: Mapping[str, Any]) -> None:
+        """Every step of the fault schedule can fire while the measured load runs."""
+        load_s, count = params.duration_s, params.load().count
+        typed = {k.replace("-", "_"): v for k, v in given.items()}
+        steps = self.steps(params)
+        late = sorted({s.when.seconds for s in steps if isinstance(s.when, At) and s.when.seconds >= load_s})
+        if late == [params.fault_at_s] and ("fault_at_s" in typed or "duration_s" not in typed):
+            raise ParamError(f"parameter fault_at_s={_show(typed.get('fault_at_s', late[0]))}: allowed below "
+                             f"duration_s ({_num(load_s)}), else scenario {self.name}'s fault never fires")
+        if late:
+            faults = "fault at" if len(late) == 1 else "faults at"
+            raise ParamError(f"parameter duration_s={_show(typed.get('duration_s', load_s))}: allowed above "
+                             f"{_num(late[-1])}, else scenario {self.name}'s {faults} "
+                             f"{', '.join(_num(t) for t in late)} s never {'fires' if len(late) == 1 else 'fire'}")
+        for step in steps:
+            when = step.when
+            if isinstance(when, Every | WhenInFlight):
+                start = when.start_s if isinstance(when, Every) else when.not_before_s
+                end = min(load_s, when.until_s) if isinstance(when, Every) else load_s
+                if start >= end:
+                    raise ParamError(f"parameter duration_s={_show(typed.get('duration_s', load_s))}: too short for "
+                                     f"scenario {self.name}: its faults (from {_num(start)} s until {_num(end)} s) "
+                                     f"would never fire")
+            if isinstance(when, AfterAccepted) and when.n > count:
+                raise ParamError(f"parameter rate={_show(typed.get('rate', params.rate))}: scenario {self.name} "
+                                 f"waits for {when.n} accepted tasks, but the load sends {count}")

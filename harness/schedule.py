@@ -136,11 +136,12 @@ class Schedule:
         return out
 
 
-def link_targets(steps: list[Step]) -> list[str]:
-    """Link patterns some step may fault: the links that must go through Toxiproxy, known before the run."""
-    out: list[str] = []
+def link_targets(steps: list[Step]) -> dict[str, set[str]]:
+    """Link patterns some step may fault, with the actions: known before the run, so the stack routes exactly
+    those links where a fault can reach them (Toxiproxy, or a partition between hosts)."""
+    out: dict[str, set[str]] = {}
     for step in steps:
         for fault in step.choices:
-            if fault.action in LINK_ACTIONS and fault.target not in out:
-                out.append(fault.target)
+            if fault.action in LINK_ACTIONS:
+                out.setdefault(fault.target, set()).add(fault.action)
     return out

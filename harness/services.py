@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import ceilings, netns, tools
+from harness import ceilings, netns, reaper, tools
 from harness.external import ExternalHatchet
 from harness.links import Link, Toxiproxy, proxied
+from harness.load import worker_names
 from harness.procs import Health, LocalBackend, Proc, ProcessBackend, free_port, stop_all
-from harness.spec import PROJECT_ROOT
+from harness.spec import PROJECT_ROOT, SystemSpec
 
 PG_OS_USER = "harness-pg"
 """OS user Postgres runs as when the harness runs as root (Postgres refuses root)."""
@@ -74,7 +75,14 @@ class Postgres:
     process: Proc | None = None
     """The postmaster."""
     port: int = 0
-    """Its port on 127.0.0.1."""
+    """Its port."""
+    listen: tuple[str, ...] = ()
+    """Addresses it listens on (default: where its backend places it); connection URLs name the last one."""
+
+    @property
+    def host(self) -> str:
+        """The address connection URLs name."""
+        return (self.listen or (self.backend.address("postgres"),))[-1]
 
     def start(self) -> None:
         """initdb, then start and wait until it accepts connections."""
@@ -90,15 +98,18 @@ class Postgres:
         )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
+        with (data / "pg_hba.conf").open("a") as hba:  # clients on the run's own hosts, when it has several
+            hba.write("host all all samenet trust\n")
         self.port = free_port()
+        addresses = ",".join(dict.fromkeys(("127.0.0.1", *(self.listen or (self.host,)))))
         self.process = self.backend.process(
             name="postgres",
-            argv=[str(_pg_bin("postgres")), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+            argv=[str(_pg_bin("postgres")), "-D", str(data), "-h", addresses, "-p", str(self.port),
                   "-k", str(self.state_dir), "-c", "timezone=UTC", "-c", "max_connections=400",
                   "-c", "shared_buffers=256MB"],
             log_path=self.log_dir / "postgres.log",
             roles=("db",),
-            health=Health(tcp=("127.0.0.1", self.port)),
+            health=Health(tcp=(self.host, self.port)),
             user=user,
             stop_grace_s=15,
         )
@@ -109,19 +120,19 @@ class Postgres:
     def _wait_ready(self, timeout: float = 60.0) -> None:
         # pg_isready answers 1 at once while the server is still starting up: poll until 0.
         deadline = time.monotonic() + timeout
-        while subprocess.run([str(_pg_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(self.port), "-t", "5"],
+        while subprocess.run([str(_pg_bin("pg_isready")), "-h", self.host, "-p", str(self.port), "-t", "5"],
                              capture_output=True).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Postgres not accepting connections after {timeout:.0f}s (log: {self.log_dir})")
             time.sleep(0.2)
 
-    def url(self, db: str, port: int | None = None) -> str:
-        """Connection URL of database db (through another port, e.g. a Toxiproxy link)."""
-        return f"postgresql://postgres@127.0.0.1:{port or self.port}/{db}?sslmode=disable"
+    def url(self, db: str, port: int | None = None, host: str | None = None) -> str:
+        """Connection URL of database db (through another address, e.g. a Toxiproxy link)."""
+        return f"postgresql://postgres@{host or self.host}:{port or self.port}/{db}?sslmode=disable"
 
     def create_database(self, name: str) -> None:
         """CREATE DATABASE name."""
-        subprocess.run([str(_pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
+        subprocess.run([str(_pg_bin("createdb")), "-h", self.host, "-p", str(self.port), "-U", "postgres", name],
                        check=True, capture_output=True)
 
     def close(self) -> None:
@@ -148,31 +159,36 @@ class HatchetEngine:
     api_url: str = ""
     """Base URL of the REST API (the token's server URL), through the bridge."""
     grpc_port: int = 0
-    """gRPC port on 127.0.0.1 (workers and the API reach it through Toxiproxy links)."""
+    """gRPC port (workers and the API reach it directly, or through a link a fault may target)."""
     token: str = field(default="", repr=False)
     """API token for tenant :data:`HATCHET_TENANT` (a secret: never logged)."""
-    db_port: int = 0
-    """Port the engine reaches Postgres on: the server's own, or the ``engine->postgres`` link's."""
+    db: tuple[str, int] = ("", 0)
+    """Address the engine reaches Postgres at: the server's own, or the ``engine->postgres`` link's."""
     _env: dict[str, str] = field(default_factory=dict, repr=False)
     _config_dir: Path = field(default=Path(), repr=False)
 
-    def start(self, postgres: Postgres, db_port: int, progress: Progress = _quiet) -> None:
-        """Migrate, seed the tenant, mint a token, start the engine (its database at db_port) and its REST API."""
+    @property
+    def host(self) -> str:
+        """The address the engine binds (127.0.0.1, or its host's when the run has several)."""
+        return self.backend.address("engine")
+
+    def start(self, postgres: Postgres, db: tuple[str, int], progress: Progress = _quiet) -> None:
+        """Migrate, seed the tenant, mint a token, start the engine (its database at db) and its REST API."""
         postgres.create_database("hatchet")
         self.grpc_port = free_port()
         api_port = free_port()  # the bridge's port: the token's server URL must name it
-        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.api_url = f"http://{self.host}:{api_port}"
         config_dir = self.state_dir / "config"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {
-            "DATABASE_URL": postgres.url("hatchet", db_port),
+            "DATABASE_URL": postgres.url("hatchet", host=db[0], port=db[1]),
             "SERVER_PORT": str(api_port),
             "SERVER_URL": self.api_url,
             "SERVER_AUTH_COOKIE_DOMAIN": "localhost",
             "SERVER_AUTH_COOKIE_INSECURE": "true",
             "SERVER_GRPC_PORT": str(self.grpc_port),
-            "SERVER_GRPC_BIND_ADDRESS": "127.0.0.1",
-            "SERVER_GRPC_BROADCAST_ADDRESS": f"127.0.0.1:{self.grpc_port}",
+            "SERVER_GRPC_BIND_ADDRESS": self.host,
+            "SERVER_GRPC_BROADCAST_ADDRESS": f"{self.host}:{self.grpc_port}",
             "SERVER_GRPC_INSECURE": "true",
             "SERVER_MSGQUEUE_KIND": "postgres",
             "SERVER_HEALTHCHECK": "false",  # its health server would bind every interface
@@ -192,7 +208,7 @@ class HatchetEngine:
         self.token = out.strip().splitlines()[-1].strip()
         if not self.token.startswith("ey"):
             raise RuntimeError("hatchet-admin token create printed no token")
-        self._env, self._config_dir, self.db_port = env, config_dir, db_port
+        self._env, self._config_dir, self.db = env, config_dir, db
         self._start_engine()
         if netns.available():
             self._start_api(postgres, env, config_dir, api_port)
@@ -207,21 +223,21 @@ class HatchetEngine:
             env=self._env,
             log_path=self.log_dir / "engine.log",
             roles=("engine",),
-            health=Health(tcp=("127.0.0.1", self.grpc_port)),
+            health=Health(tcp=(self.host, self.grpc_port)),
             stop_grace_s=10,
         )
         self.process.start()
         self.process.wait_healthy(60)
 
-    def use_db_port(self, postgres: Postgres, db_port: int) -> bool:
-        """Point the engine at its database through db_port (a link or the server itself); restarts it if that
-        changes. Returns True when it restarted."""
-        if db_port == self.db_port:
+    def use_db(self, postgres: Postgres, db: tuple[str, int]) -> bool:
+        """Point the engine at its database at db (a link or the server itself); restarts it if that changes.
+        Returns True when it restarted."""
+        if db == self.db:
             return False
         if self.process:
             self.process.stop()
-        self.db_port = db_port
-        self._env = {**self._env, "DATABASE_URL": postgres.url("hatchet", db_port)}
+        self.db = db
+        self._env = {**self._env, "DATABASE_URL": postgres.url("hatchet", host=db[0], port=db[1])}
         self._start_engine()
         return True
 
@@ -241,7 +257,7 @@ class HatchetEngine:
         )
         bridge = self.backend.process(
             name="engine-api-bridge",
-            argv=[*netns_cmd, "outside", "--unix", sock, "--port", str(port)],
+            argv=[*netns_cmd, "outside", "--unix", sock, "--host", self.host, "--port", str(port)],
             log_path=self.log_dir / "engine-api-bridge.log", roles=("engine-api",),
             health=Health(http=f"{self.api_url}/api/ready"), cwd=PROJECT_ROOT, stop_grace_s=2,
         )
@@ -268,7 +284,7 @@ class HatchetEngine:
     @property
     def address(self) -> str:
         """host:port of its gRPC endpoint."""
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.host}:{self.grpc_port}"
 
     @property
     def version(self) -> str:
@@ -294,6 +310,16 @@ class HatchetEngine:
             self.process.stop()
 
 
+def stack_units(spec: SystemSpec, own_engine: bool, load_processes: int = 0) -> list[list[str]]:
+    """The groups of processes a run of spec places together, in placement order (see :mod:`harness.hosts`):
+    the engine with its database, the system's own servers, its processes (API first), the downstream service,
+    the load generator (its master, then each of its worker processes apart)."""
+    units = [list(SERVICE_PROCESSES["hatchet"])] if own_engine else []
+    units += [[srv.name] for srv in spec.servers]
+    units += [[name] for t in spec.processes for name in t.instance_names()]
+    return [*units, ["downstream"], ["locust"], *([w] for w in worker_names(load_processes))]
+
+
 class Infra:
     """Servers shared by the runs of a session: Toxiproxy always, Postgres and Hatchet on demand."""
 
@@ -303,8 +329,11 @@ class Infra:
         """Where the shared servers log."""
         self.backend: ProcessBackend = backend or LocalBackend()
         """Runs every server of the session (local processes by default)."""
+        self.load_processes = 0
+        """Locust worker processes of the measured load (0: one process); placed with the rest."""
         self.state_dir = Path(tempfile.mkdtemp(prefix="harness-state-"))
-        """Private state (database files, engine keys); removed at close."""
+        """Private state (database files, engine keys); removed at close, or by the reaper if the harness dies."""
+        reaper.remove_with_run(self.state_dir)
         os.chmod(self.state_dir, 0o755)  # Postgres runs as another user below it
         self.progress = progress
         """Callback for one-line progress messages."""
@@ -345,23 +374,30 @@ class Infra:
             if isinstance(self.hatchet, ExternalHatchet):
                 continue  # the user's engine: nothing to start
             if self.postgres is None:
+                self.backend.place([list(SERVICE_PROCESSES["hatchet"])])  # the engine and its database: one unit, first
                 self.progress("starting Postgres")
                 self.postgres = Postgres(self.state_dir / "postgres", self.log_dir, self.backend)
                 self.postgres.start()
             if proxied(DB_LINK, proxy) and self.db_link is None:
-                self.db_link = self.toxiproxy.create(DB_LINK, f"127.0.0.1:{self.postgres.port}")
+                self.db_link = self.toxiproxy.create(DB_LINK, f"{self.postgres.host}:{self.postgres.port}",
+                                                     listen_host=self.backend.shared_address)
             elif not proxied(DB_LINK, proxy) and self.db_link is not None:
                 self.toxiproxy.destroy(DB_LINK)
                 self.db_link = None
-            db_port = self.db_link.port if self.db_link else self.postgres.port
+            db = self.db_link.address if self.db_link else (self.postgres.host, self.postgres.port)
             if not isinstance(self.hatchet, HatchetEngine):
                 self.progress(f"starting the Hatchet engine (database {'through' if self.db_link else 'not through'}"
                               f" Toxiproxy)")
                 self.hatchet = HatchetEngine(self.state_dir / "hatchet", self.log_dir, self.backend)
-                self.hatchet.start(self.postgres, db_port, self.progress)
-            elif self.hatchet.use_db_port(self.postgres, db_port):
+                self.hatchet.start(self.postgres, db, self.progress)
+            elif self.hatchet.use_db(self.postgres, db):
                 self.progress(f"restarted the Hatchet engine with its database {'through' if self.db_link else 'not'}"
                               f" through Toxiproxy")
+
+    def place(self, spec: SystemSpec) -> None:
+        """Tell the backend where spec's processes run (hosts: :mod:`harness.hosts`; one machine: nowhere)."""
+        own_engine = "hatchet" in spec.services and not isinstance(self.hatchet, ExternalHatchet)
+        self.backend.place(stack_units(spec, own_engine, self.load_processes))
 
     def processes(self, services: Sequence[str]) -> list[Proc]:
         """The shared processes a system using ``services`` depends on (fault targets)."""
@@ -385,8 +421,7 @@ class Infra:
             env = {**engine.client_env(namespace), **engine.link_env(engine.address)}
             out["engine"] = ceilings.engine_runs_per_s(env, out_dir)
         if "hatchet" in services and isinstance(self.hatchet, HatchetEngine) and self.postgres is not None:
-            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, self.hatchet.db_port,
-                                                                 out_dir),
+            out["postgres"] = {**ceilings.postgres_commits_per_s(_pg_bin("psql").parent, *self.hatchet.db, out_dir),
                                "path": "engine->postgres link (Toxiproxy)" if self.db_link else "direct"}
         return out
 

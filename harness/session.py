@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import report, results
 from harness.external import ExternalHatchet
+from harness.hosts import Hosts, HostsBackend
 from harness.ledger import LedgerStore, open_store
 from harness.load import LocustDriver
 from harness.procs import RUN_MARKER, LocalBackend, ProcessBackend
@@ -41,10 +42,14 @@ class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run here (e.g. no Docker engine reachable): one line for the user."""
 
 
-def make_backend(name: str, run_id: str, progress: Progress) -> ProcessBackend:
-    """The backend of a session (the Docker SDK is imported only when Docker is asked for)."""
+def container_backend(name: str, run_id: str, progress: Progress, hosts: int) -> ProcessBackend | None:
+    """The backend of a session that runs servers in containers (None: local processes). The Docker SDK is
+    imported only when Docker is asked for."""
     if name == "process":
-        return LocalBackend()
+        return None
+    if hosts:
+        raise BackendUnavailable(f"--hosts places processes on network hosts of this machine: it needs --backend "
+                                 f"process, not {name}")
     if name == "docker":
         from harness.docker_backend import DockerBackend, DockerUnavailable
         from harness.docker_images import ImageError
@@ -64,25 +69,32 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory = LocustDriver, engine: ExternalHatchet | None = None,
-                 ledger: str = "sqlite", backend: str = "process") -> None:
+                 driver_factory: DriverFactory | None = None, engine: ExternalHatchet | None = None,
+                 ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0, backend: str = "process") -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
-        self.backend = make_backend(backend, self.run_id, progress)  # first: if it cannot run, nothing is made
-        """Runs every server of the session (``backend.name``: ``process`` or ``docker``)."""
+        containers = container_backend(backend, self.run_id, progress, hosts)  # first: if unusable, nothing is made
         self.root = root or REPORTS_DIR / self.run_id
         """Directory of this run (``reports/<run-id>`` unless given)."""
         self.progress = progress
         """One-line progress callback."""
-        self.driver_factory = driver_factory
-        """Makes the load driver of each system run."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.environ[RUN_MARKER] = str(self.root.resolve())  # inherited by every process started below
-        self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress)
-        """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
+        self.backend: ProcessBackend = containers or (HostsBackend(Hosts(hosts)) if hosts else LocalBackend())
+        """Runs every server of the session: on this machine, placed on network hosts (``--hosts N``), or in
+        containers (``--backend docker``)."""
         os.environ[results.ENV_BACKEND] = self.backend.name  # results.json's manifest says which
+        self.driver_factory: DriverFactory = driver_factory or (
+            lambda: LocustDriver(processes=load_processes, backend=self.backend))
+        """Makes the load driver of each system run."""
         self.infra = Infra(self.root / "logs", progress, backend=self.backend, engine=engine)
         """Servers shared by every scenario of the session."""
+        self.infra.load_processes = load_processes
+        if hosts:
+            self.backend.place([])  # the hosts exist from here on (the ledger's server listens on their bridge)
+        self.ledgers: LedgerStore = open_store(ledger, self.root / "logs" / "ledger", progress,
+                                               listen=self.backend.shared_address)
+        """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""
 

@@ -10,10 +10,11 @@ same system with other settings (``params``, ``env``), runnable as ``<system>-<N
 default beside the recommended configuration.
 
 Placeholders in commands, environment values and health checks: ``{python}`` (this interpreter),
-``{name}`` (the instance's name, ``worker-2``), ``{port}`` (a free port picked for that process at
-run time), ``{grace_s}`` (graceful-shutdown seconds), ``{state_dir}`` (servers: a private data
-directory kept across restarts within a run), and ``{<server>}`` (the ``host:port`` a process
-reaches that server at, through its link).
+``{name}`` (the instance's name, ``worker-2``), ``{host}`` (the address it binds: 127.0.0.1, or its
+host's when the run has several), ``{port}`` (a free port picked for that process at run time),
+``{grace_s}`` (graceful-shutdown seconds), ``{state_dir}`` (servers: a private data directory kept
+across restarts within a run), and ``{<server>}`` (the ``host:port`` a process reaches that server
+at, through its link).
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ def _positive(value: Any) -> int:
 def health_of(health: dict[str, str], subst: dict[str, str]) -> Health:
     """A health check (a ``health`` table of system.toml) with its placeholders filled."""
     h = {k: v.format(**subst) for k, v in health.items()}
-    return Health(http=h.get("http"), tcp=("127.0.0.1", int(h["tcp"])) if "tcp" in h else None, log=h.get("log"))
+    tcp = (subst.get("host", "127.0.0.1"), int(h["tcp"])) if "tcp" in h else None
+    return Health(http=h.get("http"), tcp=tcp, log=h.get("log"))
 
 
 def find_systems(apps_dir: Path = APPS_DIR) -> dict[str, SystemSpec]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from apps.common.contract import ENV_DOWNSTREAM, ENV_TASK_CONFIG, TaskConfig
@@ -61,7 +61,8 @@ class Stack:
     """All processes and links of one system's run, started in order and stopped on every path."""
 
     def __init__(self, spec: SystemSpec, run_dir: Path, ledger: Ledger, infra: Infra, task_config: TaskConfig,
-                 run_key: str, progress: Progress, grace_s: float = 10.0, proxy: Sequence[str] = ()) -> None:
+                 run_key: str, progress: Progress, grace_s: float = 10.0,
+                 link_faults: Mapping[str, set[str]] | None = None) -> None:
         self.spec = spec
         """The system."""
         self.run_dir = run_dir
@@ -81,12 +82,15 @@ class Stack:
         """Graceful-shutdown time: ``{grace_s}`` in commands, and SIGKILL after it on stop."""
         self.processes: dict[str, Proc] = {}
         """Own processes by name (downstream included), in start order."""
-        self.proxy = tuple(proxy)
-        """Link patterns that go through Toxiproxy (those a fault may target); every other link is direct."""
+        self.link_faults = dict(link_faults or {})
+        """Link patterns a fault of the scenario may target, with the fault actions; every other link is direct."""
         self.links: dict[str, Link] = {}
         """Toxiproxy links by name."""
         self.direct: list[str] = []
-        """Links that are direct connections (no fault targets them)."""
+        """Links that are direct connections (no fault targets them, or a partition between hosts cuts them)."""
+        self.partitionable: dict[str, tuple[str, str, int]] = {}
+        """Links between two hosts that only ``link-down`` targets: name -> (process, service address, port),
+        cut at the network layer by the partition nemesis."""
         self.api_url = ""
         """Base URL of the (first) api process."""
         self._ports: dict[str, int] = {}
@@ -107,24 +111,30 @@ class Stack:
         if service == "engine" and "hatchet" in self.spec.services and self.infra.hatchet is not None:
             return self.infra.hatchet.address
         if service in self._ports:
-            return f"127.0.0.1:{self._ports[service]}"
+            return f"{self.infra.backend.address(service)}:{self._ports[service]}"
         raise ValueError(f"{self.spec.name}: no link {service!r} here (available: {', '.join(self._ports)}; 'engine'"
                          " needs services = [\"hatchet\"])")
 
     def _link(self, process: str, service: str) -> str:
         """Make ``process->service``, proxied or direct; return the address the process reaches it at."""
         name, upstream = f"{process}->{service}", self._endpoint(service)
-        if not proxied(name, self.proxy):
+        actions = {a for pattern, acts in self.link_faults.items() if proxied(name, [pattern]) for a in acts}
+        backend = self.infra.backend
+        host, _, port = upstream.rpartition(":")
+        if actions == {"link-down"} and host != "127.0.0.1" and backend.address(process) != host:
+            self.partitionable[name] = (process, host, int(port))  # two hosts: a real partition can cut it
+        if not actions or name in self.partitionable:
             self.direct.append(name)
             return upstream
         toxi = self.infra.toxiproxy
         assert toxi is not None
-        link = toxi.create(name, upstream)
+        link = toxi.create(name, upstream, listen_host=self.infra.backend.shared_address)
         self.links[link.name] = link
         return link.listen
 
     def _subst(self, name: str, port: int) -> dict[str, str]:
-        return {"python": sys.executable, "name": name, "port": str(port), "grace_s": f"{self.grace_s:g}"}
+        return {"python": sys.executable, "name": name, "host": self.infra.backend.address(name), "port": str(port),
+                "grace_s": f"{self.grace_s:g}"}
 
     def _start_servers(self, logs: Path) -> None:
         """The system's own servers (a broker...), each with a private data directory kept across restarts."""
@@ -154,15 +164,17 @@ class Stack:
             raise ServerMissing(f"{self.spec.name} needs {', '.join(missing)} on PATH (`make setup` installs it)")
         if "hatchet" in self.spec.services and isinstance(self.infra.hatchet, ExternalHatchet):
             self.infra.hatchet.check_namespace(self.namespace)  # a user's engine: never share a namespace
-        self.infra.ensure(self.spec.services, self.proxy)
+        self.infra.ensure(self.spec.services, list(self.link_faults))
+        self.infra.place(self.spec)
         self._ports["downstream"] = port = free_port()
         downstream = self.infra.backend.process(
             name="downstream",
-            argv=[sys.executable, "-m", "harness.downstream", "--port", str(port)],
+            argv=[sys.executable, "-m", "harness.downstream", "--host", self.infra.backend.address("downstream"),
+                  "--port", str(port)],
             env=self._base_env("downstream"),
             log_path=logs / "downstream.log",
             roles=("downstream",),
-            health=Health(http=f"http://127.0.0.1:{port}/healthz"),
+            health=Health(http=f"http://{self.infra.backend.address('downstream')}:{port}/healthz"),
             cwd=PROJECT_ROOT,
             stop_grace_s=2,
         )
@@ -203,7 +215,7 @@ class Stack:
                 )
                 self.processes[name] = proc
                 if "api" in template.roles and not self.api_url:
-                    self.api_url = f"http://127.0.0.1:{port}"
+                    self.api_url = f"http://{subst['host']}:{port}"
                 proc.start()
         servers = {srv.name for srv in self.spec.servers}  # waited for already
         for proc in self.processes.values():
@@ -223,11 +235,12 @@ class Stack:
         return match_links(pattern, [*self.links, *shared])
 
     def link_report(self) -> dict[str, list[str]]:
-        """Which links went through Toxiproxy and which were direct (for results.json)."""
+        """Which links went through Toxiproxy, which were direct, and which a partition between hosts can cut."""
         shared = [DB_LINK] if "hatchet" in self.spec.services else []
         proxied_shared = [n for n in shared if self.infra.db_link is not None]
         return {"proxied": [*self.links, *proxied_shared],
-                "direct": [*self.direct, *(n for n in shared if n not in proxied_shared)]}
+                "direct": [*self.direct, *(n for n in shared if n not in proxied_shared)],
+                "partitionable": list(self.partitionable)}
 
     def down(self) -> None:
         """Stop own processes (workers before APIs, servers, downstream last), remove the links and server data."""

@@ -18,10 +18,10 @@ import time
 from fastapi import FastAPI
 
 from apps.calibration.rules import Fate, fate
-from apps.common.contract import TaskConfig, TaskRequest
-from apps.common.job import JobParams, recorder
+from apps.common.contract import TaskConfig, TaskRequest, refuse_malformed
+from apps.common.job import recorder
 
-app = FastAPI(title="calibration system")
+app = refuse_malformed(FastAPI(title="calibration system"))
 config = TaskConfig.from_env()
 
 
@@ -29,7 +29,7 @@ config = TaskConfig.from_env()
 @app.post("/tasks", status_code=202)
 def submit(req: TaskRequest) -> dict[str, str]:
     """Run the task as its fate says (or not at all), then accept it."""
-    rec, task_id, work_s = recorder(), req.task_id, JobParams(**req.params).duration_s
+    rec, task_id, work_s = recorder(), req.task_id, req.params.duration_s
     match fate(task_id):
         case Fate.DROPPED:
             pass

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from apps.celery.tasks import job
-from apps.common.contract import TaskRequest
+from apps.common.contract import TaskRequest, refuse_malformed
 
-app = FastAPI(title="Celery system API")
+app = refuse_malformed(FastAPI(title="Celery system API"))
 log = logging.getLogger("apps.celery.app")
 
 

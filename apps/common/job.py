@@ -14,7 +14,6 @@ import random
 import time
 
 import httpx
-from pydantic import BaseModel, Field
 
 from apps.common.contract import ENV_DOWNSTREAM, TaskConfig, TaskRequest
 from harness.ledger import Recorder
@@ -22,25 +21,6 @@ from harness.ledger import Recorder
 
 class JobFailure(RuntimeError):
     """The job failed on purpose (the scenario asked for it)."""
-
-
-class JobParams(BaseModel):
-    """What one task asks its job to do."""
-
-    duration_s: float = Field(default=0.1, ge=0, le=3600)
-    """Work time: sleep for ``sleep`` jobs, busy CPU for ``cpu`` jobs."""
-    fail_p: float = Field(default=0.0, ge=0, le=1)
-    """Probability that an attempt raises after its work."""
-    fail_first: int = Field(default=0, ge=0)
-    """The first N attempts raise, whatever fail_p says."""
-    hang_p: float = Field(default=0.0, ge=0, le=1)
-    """Probability that an attempt hangs for hang_s before its work."""
-    hang_s: float = Field(default=0.0, ge=0, le=3600)
-    """How long a hanging attempt hangs."""
-    hang_ignores_cancel: bool = False
-    """Hang in a thread the event loop cannot cancel (a blocking call that ignores timeouts)."""
-    downstream: bool = False
-    """Call the downstream service before recording the effect."""
 
 
 def _draw(seed: int, task_id: str, attempt: int, what: str) -> float:
@@ -68,6 +48,17 @@ async def _hang(seconds: float, *, ignore_cancel: bool) -> None:
             continue  # ignored, as a blocking call without a timeout would ignore it
 
 
+CLIENT_TIMEOUT_S = 10.0
+"""Timeout of each downstream call (connect, read, write and pool wait each)."""
+CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+"""The client's connection pool: httpx's defaults, stated (calls beyond 100 at once wait for a connection)."""
+CLIENT_SETTINGS = (f"httpx {httpx.__version__} AsyncClient, one per process: timeout {CLIENT_TIMEOUT_S:g} s, "
+                   f"pool of {CLIENT_LIMITS.max_connections} connections ({CLIENT_LIMITS.max_keepalive_connections} "
+                   f"kept alive {CLIENT_LIMITS.keepalive_expiry:g} s)")
+"""The downstream client as the report states it (results.json manifest ``downstream_client``)."""
+CLIENT_SPAN = "downstream.client"
+"""Name of the span a job records around its downstream call."""
+
 _recorder: Recorder | None = None
 _client: httpx.AsyncClient | None = None
 
@@ -83,8 +74,29 @@ def recorder() -> Recorder:
 def _downstream() -> httpx.AsyncClient:
     global _client
     if _client is None:
-        _client = httpx.AsyncClient(base_url=os.environ[ENV_DOWNSTREAM], timeout=10.0)
+        _client = httpx.AsyncClient(base_url=os.environ[ENV_DOWNSTREAM], timeout=CLIENT_TIMEOUT_S,
+                                    limits=CLIENT_LIMITS)
     return _client
+
+
+async def call_downstream(rec: Recorder, task_id: str, attempt: int) -> None:
+    """POST the task's side effect to the downstream service; records the call as a ``downstream.client`` span.
+
+    The span runs from just before the request to its answer or error (detail: the status, or the
+    exception), so the report can set it beside the service's own ``downstream.server`` span.
+    """
+    t0 = time.time()
+    detail = "no answer"
+    try:
+        resp = await _downstream().post("/send", json={"task_id": task_id, "attempt": attempt})
+        detail = str(resp.status_code)
+        resp.raise_for_status()
+    except BaseException as exc:  # cancellation included: the span says how the call ended
+        if detail == "no answer":
+            detail = f"{type(exc).__name__}: {exc}".rstrip(": ")  # httpx timeouts have no message
+        raise
+    finally:
+        rec.span(task_id, CLIENT_SPAN, t0, time.time(), attempt, detail)
 
 
 async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
@@ -92,7 +104,7 @@ async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
     rec = recorder()
     rec.started(req.task_id, attempt)
     try:
-        params = JobParams(**req.params)
+        params = req.params
         if params.hang_p and _draw(config.seed, req.task_id, attempt, "hang") < params.hang_p:
             await _hang(params.hang_s, ignore_cancel=params.hang_ignores_cancel)
         if req.kind == "cpu":
@@ -103,8 +115,7 @@ async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
         if attempt < params.fail_first or unlucky:
             raise JobFailure(f"attempt {attempt} of {req.task_id} failed on purpose")
         if params.downstream:
-            resp = await _downstream().post("/send", json={"task_id": req.task_id, "attempt": attempt})
-            resp.raise_for_status()
+            await call_downstream(rec, req.task_id, attempt)
     except BaseException as exc:  # cancellation (timeouts) included: the attempt ended without effect
         rec.failed(req.task_id, attempt, f"{type(exc).__name__}: {exc}")
         raise

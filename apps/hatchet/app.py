@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from apps.common.contract import TaskConfig, TaskRequest
+from apps.common.contract import TaskConfig, TaskRequest, refuse_malformed
 from apps.common.job import recorder
 from apps.hatchet.tasks import job
 
@@ -69,7 +69,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-app = FastAPI(title="Hatchet system API", lifespan=lifespan)
+app = refuse_malformed(FastAPI(title="Hatchet system API", lifespan=lifespan))
 
 
 @app.post("/tasks", status_code=202, response_model=None)

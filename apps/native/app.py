@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import BackgroundTasks, FastAPI
 
-from apps.common.contract import TaskConfig, TaskRequest
+from apps.common.contract import TaskConfig, TaskRequest, refuse_malformed
 from apps.common.job import recorder, run_job
 
-app = FastAPI(title="native BackgroundTasks system")
+app = refuse_malformed(FastAPI(title="native BackgroundTasks system"))
 config = TaskConfig.from_env()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import results
 from harness.ledger import Ledger, sqlite_url
+from harness.report.calls import CLIENT, SERVER, summarize
 from harness.report.export import HISTORY_FILE, write_history
 from harness.report.metrics import applicable, ordered_runs
 from harness.report.pages import (
@@ -103,6 +104,7 @@ def _system_view(scenario_dir: Path, run: dict[str, Any]) -> tuple[SystemView, l
         series = read_series(ledger, system)
         told = stories(ledger, series.t0, run.get("lost_ids") or [], run.get("duplicated_ids") or [],
                        run.get("faults") or [], series.end_s)
+        calls = summarize(ledger.spans(CLIENT), ledger.spans(SERVER))
         history = write_history(ledger, series.t0, path.parent / HISTORY_FILE)
     finally:
         ledger.close()
@@ -110,7 +112,7 @@ def _system_view(scenario_dir: Path, run: dict[str, Any]) -> tuple[SystemView, l
     links = [("history (JSON lines: ops, events, faults, samples)", _rel(history, scenario_dir)),
              ("ledger (SQLite)", _rel(path, scenario_dir)),
              *[(f"log: {p.name}", _rel(p, scenario_dir)) for p in sorted(logs.glob("*")) if p.is_file()]]
-    return SystemView(run, series=series, stories=told), links
+    return SystemView(run, series=series, stories=told, calls=calls), links
 
 
 def _listed(run_dir: Path) -> bool:

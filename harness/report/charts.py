@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.report.series import PERCENTILES, Point, RunSeries
+from harness.report.series import CALL_PERCENTILES, PERCENTILES, Point, RunSeries
 
 Spec = dict[str, Any]
 Column = Sequence[float | None]
@@ -79,6 +79,15 @@ def time_charts(s: RunSeries, faults: Sequence[dict[str, Any]], prefix: str, syn
         "backlog": spec(f"{prefix}-backlog", f"{s.system}: backlog (accepted, not done) and attempts in flight", x,
                         [s.pending, s.in_flight], ["pending", "in flight"], PALETTE[4:6], y_label="tasks",
                         dashed=["in flight"], **common),
+        "downstream": spec(f"{prefix}-downstream", f"{s.system}: downstream call time by call start", x,
+                           [_round(v, 1) for v in (s.call_client_ms or [[None] * len(x)] * len(CALL_PERCENTILES))]
+                           + [_round(v, 1) for v in (s.call_server_ms or [[None] * len(x)] * len(CALL_PERCENTILES))],
+                           [f"{side} p{p}" for side in ("client", "server") for p in CALL_PERCENTILES],
+                           [c for _ in range(2) for c in (PCT_COLORS[0], PCT_COLORS[2])], y_label="ms",
+                           dashed=[f"server p{p}" for p in CALL_PERCENTILES], **common),
+        "instruments": spec(f"{prefix}-instruments", f"{s.system}: harness instruments (largest sample per bucket)",
+                            x, [_round(v, 1) for v in s.instruments.values()], list(s.instruments),
+                            list(PALETTE[6:6 + len(s.instruments)]), y_label="ms", **common),
         "rss": spec(f"{prefix}-rss", f"{s.system}: resident memory per process", x,
                     [_round(v, 1) for _, v in rss], [name for name, _ in rss],
                     list(itertools.islice(itertools.cycle(PALETTE), len(rss))), y_label="MiB", **common),

@@ -133,13 +133,21 @@ def difference(reference: Any, value: Any) -> str:
 
 
 def text_table(doc: dict[str, Any]) -> str:
-    """The native-vs-Hatchet comparison as a plain-text table for terminals and test output."""
+    """The comparison as a plain-text table for terminals and test output: one column per system, aligned.
+
+    Every column is as wide as its longest cell (labels left-aligned, values right-aligned), so long
+    labels, long values and any number of systems keep the columns in line.
+    """
     runs = ordered_runs(doc)
-    width = 22
-    lines = [f"{doc['scenario']} (seed {doc['seed']})".ljust(width) + "".join(r["system"].rjust(14) for r in runs)]
     by_key = {m.key: m for m in METRICS}
+    rows = [[f"{doc['scenario']} (seed {doc['seed']})", *(r["system"] for r in runs)]]
     for key in TEXT_KEYS:
         metric = by_key[key]
-        cells = [(fmt(metric.value(r)) if applicable(r) else "n/a").rjust(14) for r in runs]
-        lines.append(metric.label.replace(" (ms)", " ms").ljust(width) + "".join(cells))
-    return "\n".join(lines)
+        rows.append([metric.label.replace(" (ms)", " ms"),
+                     *((fmt(metric.value(r)) if applicable(r) else "n/a") for r in runs)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        (row[0].ljust(widths[0]) + "".join("  " + cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)))
+        .rstrip()
+        for row in rows
+    )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.report import assets, capacity
+from harness.report.calls import CallSummary
 from harness.report.charts import Spec, cdf_chart, share_ranges, time_charts, trend_charts
 from harness.report.metrics import METRIC_GROUPS, applicable, difference, fmt, judge, ordered_runs, share
 from harness.report.series import RunSeries
@@ -37,6 +38,8 @@ TIME_KINDS = [
     ("e2e", "End-to-end latency over time (request sent → first effect)", True),
     ("api", "API latency over time (request sent → answer)", True),
     ("backlog", "Backlog and attempts in flight", True),
+    ("downstream", "Downstream call time: at the client (the job, solid) and at the service (dashed)", True),
+    ("instruments", "Harness instruments: downstream service and ledger (is the harness keeping up?)", True),
     # Process sets differ (Hatchet's Postgres dwarfs an API process): each chart scales on its own.
     ("rss", "Resident memory per process", False),
 ]
@@ -55,6 +58,8 @@ class SystemView:
     """Drill-down of its lost and duplicated tasks."""
     note: str = ""
     """Why there are no charts, if there are none."""
+    calls: CallSummary | None = None
+    """Its downstream calls from both ends (None: no call was made)."""
 
 
 @dataclass
@@ -113,7 +118,10 @@ def page(title: str, body: str, charts: Sequence[Spec] = ()) -> str:
 
 def _verdict_box(doc: dict[str, Any]) -> str:
     v = verdict(doc)
-    return f"<p class='verdict {v.level}'><b>Verdict:</b> {esc(v.text)}</p>"
+    degraded = [r for r in ordered_runs(doc) if r.get("harness_degraded")]
+    warning = "".join(f"<br><b>Harness degraded ({esc(r['system'])}):</b> {esc(r.get('harness_degraded_reason'))}. "
+                      f"These numbers may measure the harness, not the system." for r in degraded)
+    return f"<p class='verdict {'bug' if degraded else v.level}'><b>Verdict:</b> {esc(v.text)}{warning}</p>"
 
 
 def headline_table(doc: dict[str, Any]) -> str:
@@ -186,7 +194,11 @@ def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
     specs: list[Spec] = []
     cols = max(1, len(view.systems))
     parts = []
+    present = {"downstream": any(s.series.call_client_ms or s.series.call_server_ms for s in drawn if s.series),
+               "instruments": any(s.series.instruments for s in drawn if s.series)}
     for kind, heading, same_y in TIME_KINDS:
+        if not present.get(kind, True):
+            continue
         group = [per_system[s.run["system"]][kind] for s in drawn]
         share_ranges(group, y=same_y)
         specs += group
@@ -207,11 +219,52 @@ def _charts(view: ScenarioView) -> tuple[str, list[Spec]]:
     return note + "".join(parts), specs
 
 
+def _ms_triple(lat: Any) -> str:
+    return "—" if not lat.n else f"{fmt(lat.p50)} / {fmt(lat.p99)} / {fmt(lat.max)}"
+
+
+def _calls(view: ScenarioView) -> str:
+    """Downstream calls from both ends, systems side by side, and each system's slowest calls."""
+    shown = [s for s in view.systems if s.calls is not None]
+    if not shown:
+        return ""
+    rows: list[tuple[str, list[str]]] = [
+        ("calls (the jobs' side)", [fmt(s.calls.calls) for s in shown if s.calls]),
+        ("answered 2xx", [fmt(s.calls.ok) for s in shown if s.calls]),
+        ("by outcome", [", ".join(f"{k} {v}" for k, v in s.calls.outcomes.items()) for s in shown if s.calls]),
+        ("client time p50 / p99 / max (ms)", [_ms_triple(s.calls.client_ms) for s in shown if s.calls]),
+        ("server time p50 / p99 / max (ms)", [_ms_triple(s.calls.server_ms) for s in shown if s.calls]),
+        ("outside the server p50 / p99 / max (ms)", [_ms_triple(s.calls.outside_ms) for s in shown if s.calls]),
+        ("recorded by the service only", [fmt(s.calls.server_only) for s in shown if s.calls]),
+    ]
+    head = "".join(f"<th>{esc(s.run['system'])}</th>" for s in shown)
+    body = "".join(f"<tr><td class='label'>{esc(label)}</td>{''.join(f'<td>{esc(v)}</td>' for v in values)}</tr>"
+                   for label, values in rows)
+    slow = []
+    for s in shown:
+        assert s.calls is not None
+        items = "".join(f"<li><code>{esc(c.client.task_id)}</code> at "
+                        f"{c.client.t_start - (s.series.t0 if s.series else 0):.2f} s, {esc(c.breakdown())}</li>"
+                        for c in s.calls.slowest)
+        slow.append(f"<p>{esc(s.run['system'])}: slowest calls</p><ul class='small'>{items}</ul>" if items else "")
+    client = (view.doc.get("manifest") or {}).get("downstream_client")
+    note = ("<p class='note'>Client time: the job's call, request sent to answer or error, through its link "
+            "(Toxiproxy when the scenario may fault it). Server time: the downstream service's, request received "
+            "to answer sent, its ledger commit included. Outside the server: the link and its faults, the network, "
+            "the client's connection pool and event loop. "
+            f"The client{': ' + esc(client) if client else ' is httpx (the job code)'}; it is the same code in "
+            "every system, so its limits (a burst beyond its pool waits for a connection) weigh on every system "
+            "that calls at once.</p>")
+    return f"<table><tr><th class='label'></th>{head}</tr>{body}</table>{''.join(slow)}{note}"
+
+
 def _story_html(story: Story) -> str:
     rows = "".join(f"<tr class='{'fault' if s.fault else ''}'><td>{s.t_s:.3f}</td><td class='text'>{esc(s.what)}</td>"
                    f"<td class='text mono'>{esc(s.detail)}</td></tr>" for s in story.steps)
+    calls = "".join(f"<li>downstream call, {esc(line)}</li>" for line in story.calls)
+    calls = f"<ul class='small'>{calls}</ul>" if calls else ""
     return (f"<details><summary><code>{esc(story.task_id)}</code> {esc(story.verdict)}: {esc(story.summary)}</summary>"
-            f"<table><tr><th>t (s)</th><th class='label'>what</th><th class='label'>detail</th></tr>{rows}"
+            f"{calls}<table><tr><th>t (s)</th><th class='label'>what</th><th class='label'>detail</th></tr>{rows}"
             f"</table></details>")
 
 
@@ -246,6 +299,15 @@ def _rss(run: dict[str, Any], process: str) -> str:
     return f"{fmt(m['start'])} → {fmt(m['max'])} → {fmt(m['end'])}" if m else "—"
 
 
+def _degraded(run: dict[str, Any]) -> str:
+    """Whether the harness kept up, with its instruments' peaks outside fault windows (harness.instruments)."""
+    if "harness_degraded" not in run:
+        return "not checked"
+    peaks = (run.get("harness_instruments") or {}).get("peaks") or {}
+    seen = ", ".join(f"{k} {fmt(v)}" for k, v in peaks.items()) or "no instrument samples"
+    return f"yes: {run.get('harness_degraded_reason')}" if run["harness_degraded"] else f"no (peaks: {seen})"
+
+
 def _run_facts(doc: dict[str, Any]) -> str:
     """Per-system facts of the run (stack start, drain, memory), systems side by side."""
     runs = [r for r in ordered_runs(doc) if applicable(r)]
@@ -261,6 +323,7 @@ def _run_facts(doc: dict[str, Any]) -> str:
                                     for r in runs]),
         ("ledger", [str(r.get("ledger", "—")) for r in runs]),
         ("identities broken", ["; ".join(r.get("identities_broken") or []) or "none" for r in runs]),
+        ("harness degraded", [_degraded(r) for r in runs]),
     ]
     for proc in sorted({p for r in runs for p in (r.get("rss_mb") or {})}):
         rows.append((f"RSS {proc} (MiB: start → peak → end)", [_rss(r, proc) for r in runs]))
@@ -292,6 +355,7 @@ def render_scenario(view: ScenarioView) -> str:
     """A scenario's page: headline, charts, drill-down, manifest and raw data."""
     doc = view.doc
     charts_html, specs = _charts(view)
+    calls_html = _calls(view)
     capacity_html, capacity_specs = capacity.section(doc)
     body = (f"<nav>{_links(view.nav)}</nav><h1>{esc(doc['scenario'])}</h1>"
             f"<p><b>Fault:</b> {esc(doc.get('fault', ''))}<br><b>Claim:</b> {esc(doc.get('claim', ''))}<br>"
@@ -300,6 +364,7 @@ def render_scenario(view: ScenarioView) -> str:
             f"{_verdict_box(doc)}<h2>Headline</h2>{headline_table(doc)}{capacity_html}"
             f"<h2>Faults</h2>{_faults_list(ordered_runs(doc))}"
             f"<h2>Over time</h2>{charts_html}"
+            f"{'<h2>Downstream calls: where the time went</h2>' + calls_html if calls_html else ''}"
             f"<h2>Lost and duplicated tasks</h2>{_drilldown(view)}"
             f"<h2>Manifest</h2>{_manifest(doc)}<h2>Raw data</h2>{_files(view.files)}")
     return page(f"{doc['scenario']}: {' vs '.join(r['system'] for r in ordered_runs(doc))}", body,

@@ -22,6 +22,12 @@ CDF_POINTS = 300
 """Most points of one latency distribution curve."""
 PERCENTILES = (50, 95, 99)
 """Latency percentiles plotted over time."""
+CALL_PERCENTILES = (50, 99)
+"""Percentiles of downstream call time plotted over time (client and server side)."""
+INSTRUMENTS = (("downstream", "service_p99_ms", "downstream service p99"),
+               ("downstream", "poll_ms", "downstream /stats answer"),
+               ("sampler", "ledger_write_ms", "ledger write"))
+"""Harness instruments charted (source, metric, label), all in milliseconds (see harness.instruments)."""
 
 Point = tuple[float, float]
 
@@ -126,6 +132,12 @@ class RunSeries:
     """Distribution of end-to-end latency (ms) of accepted tasks."""
     api_cdf: list[Point] = field(default_factory=list)
     """Distribution of API latency (ms) of accepted requests."""
+    call_client_ms: list[list[float | None]] = field(default_factory=list)
+    """Downstream call time at the client (CALL_PERCENTILES), by call start; empty without calls."""
+    call_server_ms: list[list[float | None]] = field(default_factory=list)
+    """Downstream call time at the service (CALL_PERCENTILES), by receipt; empty without calls."""
+    instruments: dict[str, list[float | None]] = field(default_factory=dict)
+    """Each harness instrument (INSTRUMENTS, by label), the largest sample per bucket, in ms."""
 
 
 def read_series(ledger: Ledger, system: str, t0: float | None = None) -> RunSeries:
@@ -149,6 +161,12 @@ def read_series(ledger: Ledger, system: str, t0: float | None = None) -> RunSeri
     for s in samples:
         if s.metric == "rss_bytes":
             rss.setdefault(s.source, []).append((s.t - t0, s.value / 2**20))
+    spans = ledger.spans()
+    calls = {name: [(sp.t_start - t0, 1000 * (sp.t_end - sp.t_start)) for sp in spans if sp.name == name]
+             for name in ("downstream.client", "downstream.server")}
+    instruments = {label: max_per_bucket(((s.t - t0, s.value) for s in samples
+                                          if s.source == source and s.metric == metric), width, n)
+                   for source, metric, label in INSTRUMENTS}
     return RunSeries(
         system=system,
         t0=t0,
@@ -166,4 +184,9 @@ def read_series(ledger: Ledger, system: str, t0: float | None = None) -> RunSeri
         rss_mb={source: max_per_bucket(points, width, n) for source, points in sorted(rss.items())},
         e2e_cdf=cdf_points(ms for _, ms in e2e),
         api_cdf=cdf_points(ms for _, ms in api),
+        call_client_ms=percentiles_per_bucket(calls["downstream.client"], width, n, CALL_PERCENTILES)
+        if calls["downstream.client"] else [],
+        call_server_ms=percentiles_per_bucket(calls["downstream.server"], width, n, CALL_PERCENTILES)
+        if calls["downstream.server"] else [],
+        instruments={k: v for k, v in instruments.items() if any(x is not None for x in v)},
     )

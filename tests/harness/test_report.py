@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from harness.ledger import Ledger
 from harness.report import verdict
 from harness.report.charts import align, cdf_chart, share_ranges, spec, wants_log
 from harness.report.export import history_records, scrub_tokens, write_history
-from harness.report.metrics import METRICS, difference, fmt, judge, text_table
+from harness.report.metrics import METRICS, TEXT_KEYS, difference, fmt, judge, text_table
 from harness.report.series import (
     bucket_width,
     cdf_points,
@@ -178,6 +179,34 @@ def test_text_table_puts_native_first_and_marks_inapplicable() -> None:
     header, *rows = table.splitlines()
     assert header.split()[-2:] == ["native", "hatchet"]
     assert rows[0].split()[-2:] == ["n/a", "240"]
+
+
+def _cells(line: str) -> list[tuple[int, int, str]]:
+    """(start, end, text) of each cell: cells are separated by two spaces or more, never inside one."""
+    return [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", line)]
+
+
+@pytest.mark.parametrize("systems", [["native"], ["native", "hatchet"], ["native", "hatchet", "celery"]])
+def test_text_table_columns_stay_aligned_whatever_labels_values_and_systems(systems: list[str]) -> None:
+    wide = {"attempted": 1_234_567, "indeterminate": 88_888, "recovered": 7, "throughput_tps": 12345.678,
+            "e2e_latency_ms": {"p50": 203.1, "p99": 79_123.4}, "recovery_s": None}
+    runs = [_run(name, **(wide if i == len(systems) - 1 else {})) for i, name in enumerate(systems)]
+    if len(systems) == 3:
+        runs[1] = {"system": "hatchet", "applicable": False, "reason": "x"}
+    table = text_table(_doc(*runs[1:], runs[0]))  # native last in results.json, first in the table
+    print(table)
+    header, *rows = [_cells(line) for line in table.splitlines()]
+    assert [text for _, _, text in header[1:]] == systems, "native first, then the order of results.json"
+    assert len(rows) == len(TEXT_KEYS)
+    labels = [row[0][2] for row in rows]
+    assert "indeterminate (no answer)" in labels and "recovered (no answer, yet ran)" in labels
+    ends = [end for _, end, _ in header[1:]]
+    for row in rows:
+        assert len(row) == 1 + len(systems), row
+        assert row[0][0] == 0, "labels start at the left edge"
+        assert [end for _, end, _ in row[1:]] == ends, f"values out of line with the systems: {row}"
+        assert row[1][0] - row[0][1] >= 2, "at least two spaces after the longest label"
+    assert {text for row in rows for _, _, text in row[1:]} >= {"1 234 567", "88 888", "12 346", "79 123", "—"}
 
 
 # ---- from a real ledger -----------------------------------------------------------------
@@ -338,7 +367,8 @@ def _assert_drawn(seen: dict[str, Any], expected_charts: int) -> None:
 def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     scenario_dir = real_run / "app-kill"
     seen = _open(scenario_dir / "index.html", shot=scenario_dir / "report.png")
-    _assert_drawn(seen, expected_charts=5 + 2)  # five time charts for the one system, two distributions
+    # six time charts for the one system (no downstream call chart: app-kill makes no call), two distributions
+    _assert_drawn(seen, expected_charts=6 + 2)
     time_specs = [s for s in seen["specs"] if not s["id"].startswith("cdf-")]
     assert all(s["faults"] and s["faults"][0]["label"] == "kill api" for s in time_specs)
     assert (scenario_dir / "report.png").stat().st_size > 10_000
@@ -392,7 +422,7 @@ def three_systems(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_three_system_page_reads_well(three_systems: Path) -> None:
     seen = _open(three_systems / "index.html", shot=three_systems / "report.png")
-    _assert_drawn(seen, expected_charts=5 * 3 + 2)  # five time charts per system, two distributions
+    _assert_drawn(seen, expected_charts=6 * 3 + 2)  # six time charts per system (instruments too), two distributions
     doc = json.loads((three_systems / "results.json").read_text())
     text = seen["text"]
     assert f"Verdict: {verdict(doc).text}" in text

@@ -63,7 +63,7 @@ def test_native_spec(systems: dict[str, SystemSpec]) -> None:
     assert set(api.roles) == {"api", "worker"}
     assert api.instance_names() == ["api"]
     assert api.links == ("downstream",)
-    assert api.health == {"http": "http://127.0.0.1:{port}/healthz"}
+    assert api.health == {"http": "http://{host}:{port}/healthz"}
     assert native.has_role("api") and native.has_role("worker") and not native.has_role("engine")
     assert native.drain_quiet_s == 5.0
 
@@ -86,14 +86,14 @@ def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec
     for spec in systems.values():
         servers = {srv.name: "127.0.0.1:6000" for srv in spec.servers}
         for proc in spec.processes:
-            subst = {"python": "/py", "name": proc.name, "port": "8123", "grace_s": "10",
+            subst = {"python": "/py", "name": proc.name, "host": "127.0.0.1", "port": "8123", "grace_s": "10",
                      **{name: addr for name, addr in servers.items() if name in proc.links}}
             argv = [arg.format(**subst) for arg in proc.command]
             env = {k: v.format(**subst) for k, v in proc.env.items()}
             assert argv[0] == "/py"
             assert not any("{" in a for a in [*argv, *env.values()])
         for srv in spec.servers:
-            argv = [arg.format(port="6000", state_dir="/data", name=srv.name) for arg in srv.command]
+            argv = [arg.format(port="6000", state_dir="/data", name=srv.name, host="127.0.0.1") for arg in srv.command]
             assert not any("{" in a for a in argv) and srv.requires
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from apps.common.contract import TaskConfig
 from harness import netns
 from harness.ledger import Ledger
-from harness.procs import ManagedProcess
+from harness.procs import HealthTimeout, ManagedProcess
 from harness.services import Infra
 from harness.spec import find_systems
 from harness.stack import Stack
@@ -69,3 +70,28 @@ def test_worker_pauses_through_the_rest_api_on_sigterm(hatchet_stack: Stack) -> 
         assert "task assignment paused" in log, log[-2000:]
     else:
         assert "error while pausing task assignment" in log
+
+
+def test_a_server_failing_its_health_check_stops_the_run_with_its_log_and_leaves_nothing(
+        infra: Infra, tmp_path: Path) -> None:
+    apps = tmp_path / "apps" / "broken"
+    apps.mkdir(parents=True)
+    (apps / "system.toml").write_text(
+        'name = "broken"\n'
+        '[[server]]\nname = "broker"\nroles = ["broker"]\nrequires = ["redis-server"]\n'
+        'command = ["redis-server", "--port", "{port}", "--no-such-option", "yes"]\nhealth = { tcp = "{port}" }\n'
+        '[[process]]\nname = "api"\nroles = ["api"]\nlinks = ["broker"]\n'
+        'command = ["{python}", "-c", "import time; time.sleep(60)"]\n')
+    spec = find_systems(tmp_path / "apps")["broken"]
+    stack = Stack(spec, tmp_path / "run", Ledger.create(tmp_path / "run" / "ledger.db"), infra, TaskConfig(),
+                  "broken", lambda m: None)
+    try:
+        with pytest.raises(HealthTimeout) as exc:
+            stack.up()
+        message = str(exc.value)
+        assert message.startswith("broker exited with status 1"), message
+        assert "no-such-option" in message, f"the server's own last log lines are in the error: {message}"
+        assert "api" not in stack.processes, "no client started after its server failed"
+    finally:
+        stack.down()
+    assert all(not p.alive() for p in stack.processes.values())

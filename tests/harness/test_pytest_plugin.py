@@ -1,0 +1,47 @@
+"""The pytest plugin checks ``--param`` like the CLI: a bad value stops pytest before any scenario starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.spec import PROJECT_ROOT
+
+
+def pytest_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HARNESS_REPORTS_DIR": str(tmp_path / "reports")}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scenarios/", "--param", "rate=-5"], "ERROR: parameter rate=-5: allowed a finite number > 0"),
+        (["scenarios/test_app_kill.py", "--param", "duration_s=4"],
+         "ERROR: parameter duration_s=4: allowed above 5, else scenario app-kill's fault at 5 s never fires"),
+        (["scenarios/test_baseline.py", "--seed", "-3"], "ERROR: parameter seed=-3: allowed an integer from 0"),
+        (["scenarios/test_baseline.py", "--param", "warmup"], "ERROR: --param 'warmup': expected NAME=VALUE"),
+    ],
+)
+def test_bad_param_is_a_usage_error_before_any_scenario_runs(tmp_path: Path, args: list[str], message: str) -> None:
+    out = pytest_run(tmp_path, *args)
+    print(out.stderr.strip())
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines()[0].startswith(message), out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    assert not (tmp_path / "reports").exists(), "no run directory: nothing started"
+
+
+def test_only_the_scenarios_that_will_run_are_checked(tmp_path: Path) -> None:
+    # chaos-monkey (soak, deselected by default) could not fire in 20 s; the default tier can.
+    files = ["scenarios/test_baseline.py", "scenarios/test_chaos_monkey.py"]
+    out = pytest_run(tmp_path, *files, "--param", "duration_s=20", "--collect-only", "-q")
+    assert out.returncode == 0, out.stdout + out.stderr
+    soak = pytest_run(tmp_path, *files, "--param", "duration_s=20", "--collect-only", "-q", "-m", "soak")
+    assert soak.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "scenario chaos-monkey: its faults (from 10 s until 0 s) would never fire" in soak.stderr
