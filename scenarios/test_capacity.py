@@ -1,5 +1,7 @@
 """capacity: a rising open-loop rate finds each system's knee on this machine (harness/capacity.py)."""
 
+from typing import Any
+
 from harness.pytest_plugin import RunScenario
 from harness.scenario import Scenario
 
@@ -7,9 +9,9 @@ SCENARIO = Scenario(
     name="capacity",
     fault="none: the open-loop rate rises by step_factor every step_s until two steps in a row fall behind",
     claim="each system's knee: the highest rate it accepts, and completes, without a growing backlog",
-    # 10/s x 1.5 every 4 s reaches ~4400/s (one Locust process's ceiling here) within 64 s; the load
-    # stops two steps past the knee.
-    defaults={"rate": 10.0, "step_s": 4.0, "step_factor": 1.5, "duration_s": 64.0, "drain_quiet_s": 20.0,
+    # 10/s x 1.25 every 4 s reaches ~2 100/s (near one Locust process's closed-loop ceiling here) within
+    # 100 s; the load stops two steps past the knee. Steps of 1.25 put a knee within 25 % of the truth.
+    defaults={"rate": 10.0, "step_s": 4.0, "step_factor": 1.25, "duration_s": 100.0, "drain_quiet_s": 20.0,
               "drain_deadline_s": 120.0},
     # Hatchet's SDK triggers through the event loop's default executor (6 threads here): the naive
     # configuration runs beside the tuned one, so the pitfall is measured in the same run.
@@ -36,5 +38,16 @@ def test_capacity(run_scenario: RunScenario) -> None:
           f"naive knee {naive.capacity['knee_rate']:g}/s")
     assert ref["engine_runs_per_s"] > 0, ref["details"].get("engine")
     assert all(v > 0 for v in ref["postgres_commits_per_s"].values()) and len(ref["postgres_commits_per_s"]) == 3
-    assert hatchet.capacity["knee_rate"] > naive.capacity["knee_rate"], \
-        "a sized trigger executor should carry more than the SDK's default six threads"
+    # Measured: on two shared cores the engine and its Postgres hold both configurations near the same knee, so the
+    # knees are printed, not ranked. What the executor decides is where a trigger waits: past its knee the naive
+    # API's triggers queue for one of the SDK's six threads, the tuned API's never do.
+    waits = {run.system: _trigger_wait_past_knee(run.capacity) for run in (hatchet, naive)}
+    print(f"trigger.wait p50 one step past the knee (ms): {waits}")
+    assert waits["hatchet"] is not None and waits["hatchet-naive"] is not None, waits
+    assert waits["hatchet-naive"] > 10 * max(waits["hatchet"], 1.0), \
+        "past its knee the SDK's default executor should be where triggers wait, and the sized one should not"
+
+
+def _trigger_wait_past_knee(cap: dict[str, Any]) -> float | None:
+    past = [stages for rate, stages in cap["where_time_goes"].items() if float(rate) > cap["knee_rate"]]
+    return next((s["p50_ms"] for s in past[0] if s["stage"] == "span trigger.wait"), None) if past else None
