@@ -157,6 +157,15 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
         time.sleep(0.05)
 
 
+def _addresses(stack: Stack) -> dict[str, str]:
+    """Which address each process of a run had, when the run has hosts (empty on one machine's loopback)."""
+    infra = stack.infra
+    names = [*(p.name for p in infra.processes(stack.spec.services)), *stack.processes, "locust",
+             *worker_names(infra.load_processes)]
+    where = {name: infra.backend.address(name) for name in names}
+    return where if set(where.values()) != {"127.0.0.1"} else {}
+
+
 def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, cache: dict[str, Any],
                 progress: Progress) -> dict[str, Any]:
     """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
@@ -210,11 +219,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
-        where = {p: infra.backend.address(p)
-                 for p in [*(p.name for p in infra.processes(spec.services)), *stack.processes, "locust",
-                           *worker_names(infra.load_processes)]}
-        if set(where.values()) != {"127.0.0.1"}:
-            result.extra["addresses"] = where  # the run has hosts: which process ran where
+        if where := _addresses(stack):
+            result.extra["addresses"] = where
         nemesis.setup(stack, ledger, random.Random(params.seed))
 
         def watched() -> list[Proc]:
@@ -232,7 +238,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
-            if spec.drain_why and not params.drain_quiet_s:
+            if spec.drain_why and not params.drain_quiet_s:  # the system's own redelivery settings decided it
                 result.extra["drain_why"] = spec.drain_why
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
