@@ -83,14 +83,40 @@ def connect(host: str | None = None) -> Any:
     return client
 
 
+def containers(client: Any, filters: dict[str, str]) -> list[dict[str, Any]]:
+    """The engine's own list of matching containers (Id, Names, Labels, State), running or not.
+
+    docker-py's containers.list() inspects each listed container in a second call, which raises
+    NotFound when one is removed in between (another run's teardown, a --rm container ending).
+    """
+    return list(client.api.containers(all=True, filters=filters))
+
+
+def name_of(container: dict[str, Any]) -> str:
+    """A listed container's name, without the leading slash the engine's list gives it."""
+    return str((container.get("Names") or [container["Id"][:12]])[0]).lstrip("/")
+
+
+def force_remove(client: Any, container_id: str) -> bool:
+    """Remove a container, running or not; False when it was already gone or going."""
+    try:
+        client.api.remove_container(container_id, force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409 and "in progress" in str(exc):
+            return False
+        raise
+
+
 def remove_labelled(host: str, run: str) -> int:
     """Force-remove every container, network and volume labelled with run on the engine at host; how many."""
     client = docker.DockerClient(base_url=host, timeout=30)
     flt = {"label": f"{LABEL_RUN}={run}"}
     n = 0
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True)
-        n += 1
+    for c in containers(client, flt):
+        n += force_remove(client, c["Id"])
     for coll in (client.networks, client.volumes):
         for obj in coll.list(filters=flt):
             obj.remove()
@@ -102,7 +128,7 @@ def remove_labelled(host: str, run: str) -> int:
 def leftovers(client: Any, run: str | None = None, owner: int | None = None) -> list[str]:
     """Containers, networks and volumes of a run, or made by the harness process owner, or of any run."""
     flt = {"label": f"{LABEL_RUN}={run}" if run else f"{LABEL_OWNER}={owner}" if owner else LABEL_RUN}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=flt)]
+    return ([f"container {name_of(c)}" for c in containers(client, flt)]
             + [f"network {n.name}" for n in client.networks.list(filters=flt)]
             + [f"volume {v.name}" for v in client.volumes.list(filters=flt)])
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from harness import tools
-from harness.docker_backend import LABEL_RUN, DockerUnavailable, connect, engine_address
+from harness.docker_backend import LABEL_RUN, DockerUnavailable, connect, containers, engine_address, force_remove
 from harness.procs import Health, LocalBackend, ManagedProcess
 
 DATA_ROOT = tools.CACHE_DIR / "dockerd"
@@ -63,8 +63,8 @@ def private_engine(log_dir: Path, data_root: Path = DATA_ROOT) -> Iterator[str]:
         proc.start()
         proc.wait_healthy(60)
         client = connect(host)
-        for stale in client.containers.list(all=True, filters={"label": LABEL_RUN}):
-            stale.remove(force=True)  # a run whose harness and engine were both SIGKILLed: only ours use this engine
+        for stale in containers(client, {"label": LABEL_RUN}):
+            force_remove(client, stale["Id"])  # a run whose harness and engine were both SIGKILLed: only ours use it
         client.close()
         yield host
     finally:

@@ -24,6 +24,7 @@ from harness.docker_backend import (
     DockerBackend,
     PublishedPort,
     connect,
+    containers,
     isolated,
     leftovers,
     mounts_for,
@@ -229,7 +230,7 @@ def test_reaper_removes_the_containers_of_a_sigkilled_harness(harness_docker_hos
 @pytest.mark.docker
 def test_ctrl_c_removes_every_container_of_the_run(harness_docker_host: str, images: Images, tmp_path: Path) -> None:
     client = connect(harness_docker_host)
-    ours = {c.labels[LABEL_RUN] for c in client.containers.list(filters={"label": LABEL_RUN})}
+    ours = {c["Labels"][LABEL_RUN] for c in containers(client, {"label": LABEL_RUN, "status": "running"})}
     env = {**os.environ, "DOCKER_HOST": harness_docker_host}
     cli = subprocess.Popen([sys.executable, "-m", "harness", "run", "baseline", "--system", "native", "--backend",
                             "docker", "--param", "duration_s=30", "--out", str(tmp_path / "out")],
@@ -241,7 +242,7 @@ def test_ctrl_c_removes_every_container_of_the_run(harness_docker_host: str, ima
     for line in cli.stdout:
         if "measured load" in line:
             break
-    runs = {c.labels[LABEL_RUN] for c in client.containers.list(filters={"label": LABEL_RUN})} - ours
+    runs = {c["Labels"][LABEL_RUN] for c in containers(client, {"label": LABEL_RUN, "status": "running"})} - ours
     assert len(runs) == 1, runs
     run = runs.pop()
     during = leftovers(client, run)

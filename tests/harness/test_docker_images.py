@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.docker_backend import connect
+from harness.docker_backend import connect, containers, name_of
 from harness.docker_images import Images, app_image, ensure, inputs_hash, marker_extras
 from harness.procs import free_port
 from harness.spec import PROJECT_ROOT
@@ -61,7 +61,7 @@ def compose_env(harness_docker_host: str) -> Iterator[tuple[dict[str, str], str]
     yield env, project
     down = _compose("down", "--volumes", "--remove-orphans", "--timeout", "10", env=env, project=project, timeout=180)
     flt = {"label": f"com.docker.compose.project={project}"}
-    left = ([c.name for c in client.containers.list(all=True, filters=flt)]
+    left = ([name_of(c) for c in containers(client, flt)]
             + [n.name for n in client.networks.list(filters=flt)] + [v.name for v in client.volumes.list(filters=flt)])
     assert down.returncode == 0 and left == [], (down.stderr[-2000:], left)
 
