@@ -30,8 +30,9 @@ class Observation:
 class Trigger(Protocol):
     """Decides when its step fires."""
 
-    needs_in_flight: bool
-    """True when the runner must count in-flight attempts for it (a ledger query)."""
+    @property
+    def needs_in_flight(self) -> bool:
+        """True when the runner must count in-flight attempts for it (a ledger query)."""
 
     def due(self, obs: Observation, fired: int, seed: str) -> bool:
         """True when the step should fire now, given how many times it already fired (seed: the step's)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,7 +213,7 @@ def _consistent() -> Classification:
         ({"ids_sent_twice": 3}, "3 task ids were sent more than once"),
     ],
 )
-def test_each_tampered_count_names_its_broken_identity(change: dict[str, int], starts_with: str) -> None:
+def test_each_tampered_count_names_its_broken_identity(change: dict[str, Any], starts_with: str) -> None:
     broken = check_identities(dataclasses.replace(_consistent(), **change))
     assert broken == [starts_with]
 

@@ -114,7 +114,7 @@ def _run(**extra: Any) -> dict[str, Any]:
 
 def test_page_shows_the_calls_table_and_a_degraded_harness(ledger: Ledger) -> None:
     reason = "downstream service time p99 above 100 ms for 3 samples in a row outside fault windows"
-    doc = {"scenario": "probe", "runs": [_run(harness_degraded=True, harness_degraded_reason=reason,
+    doc: dict[str, Any] = {"scenario": "probe", "runs": [_run(harness_degraded=True, harness_degraded_reason=reason,
                                               harness_instruments={"peaks": {"downstream.service_p99_ms": 140.0}})],
            "manifest": {"downstream_client": "httpx 0.28.1 AsyncClient: timeout 10 s"}}
     calls = summarize(ledger.spans(CLIENT), ledger.spans(SERVER))

@@ -16,7 +16,7 @@ def obs(elapsed_s: float = 0.0, accepted: int = 0, in_flight: int = -1) -> Obser
 
 def firing_times(schedule: Schedule, until_s: float, step_s: float = 0.01) -> list[float]:
     """Elapsed times at which the schedule's faults fire, polling every step_s."""
-    times = []
+    times: list[float] = []
     for k in range(round(until_s / step_s) + 1):
         t = round(k * step_s, 6)
         times.extend(t for _ in schedule.due(obs(t)))

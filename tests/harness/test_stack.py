@@ -11,8 +11,9 @@ import pytest
 
 from apps.common.contract import TaskConfig
 from harness import netns
+from harness.external import ExternalHatchet
 from harness.ledger import Ledger
-from harness.procs import HealthTimeout, ManagedProcess
+from harness.procs import HealthTimeout, Proc
 from harness.services import Infra
 from harness.spec import find_systems
 from harness.stack import Stack
@@ -32,7 +33,7 @@ def hatchet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         infra.close()
 
 
-def _pids(procs: list[ManagedProcess]) -> set[int]:
+def _pids(procs: list[Proc]) -> set[int]:
     pids: set[int] = set()
     for proc in procs:
         if proc.pid is None:
@@ -43,7 +44,7 @@ def _pids(procs: list[ManagedProcess]) -> set[int]:
 
 
 def test_every_listening_socket_is_on_loopback(hatchet_stack: Stack) -> None:
-    procs = list(hatchet_stack.processes.values()) + hatchet_stack.infra.processes(hatchet_stack.spec.services)
+    procs: list[Proc] = [*hatchet_stack.processes.values(), *hatchet_stack.infra.processes(hatchet_stack.spec.services)]
     assert hatchet_stack.infra.toxiproxy_process is not None
     pids = _pids([*procs, hatchet_stack.infra.toxiproxy_process])
     listening = [(c.pid, c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
@@ -57,7 +58,8 @@ def test_every_listening_socket_is_on_loopback(hatchet_stack: Stack) -> None:
 @pytest.mark.skipif(not netns.available(), reason="needs root for a network namespace")
 def test_hatchet_rest_api_answers_through_the_loopback_bridge(hatchet_stack: Stack) -> None:
     engine = hatchet_stack.infra.hatchet
-    assert engine is not None and engine.api_url.startswith("http://127.0.0.1:")
+    assert engine is not None and not isinstance(engine, ExternalHatchet)
+    assert engine.api_url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(f"{engine.api_url}/api/ready", timeout=5) as resp:
         assert resp.status == 200
 
