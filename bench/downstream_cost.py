@@ -49,6 +49,10 @@ function done(summary, latency, requests)
 end
 """
 """wrk script: a unique task id per request, and the summary as one JSON line."""
+PACED = "function delay() return %d end\n"
+"""Appended to pace each connection: wrk waits that many ms before each request it sends."""
+PACE_MS = 4
+"""10 connections, each waiting 4 ms plus the answer's time before its next request: about 2,000 calls/s."""
 
 
 def wrk_path() -> str:
@@ -107,8 +111,11 @@ def measure_floor(connections: int, seconds: float = 5.0) -> dict[str, Any]:
             proc.stop()
 
 
-def measure(connections: int, seconds: float = 5.0) -> dict[str, Any]:
-    """Start the service on a fresh ledger, run wrk against it, check every answered call was recorded."""
+def measure(connections: int, seconds: float = 5.0, pace_ms: int | None = None) -> dict[str, Any]:
+    """Start the service on a fresh ledger, run wrk against it, check every answered call was recorded.
+
+    pace_ms: each connection waits that long before each request (the tail at a set rate, not flat out).
+    """
     with tempfile.TemporaryDirectory(prefix="bench-downstream-") as tmp:
         root = Path(tmp)
         ledger = Ledger.create(root / "ledger.db")
@@ -116,7 +123,7 @@ def measure(connections: int, seconds: float = 5.0) -> dict[str, Any]:
         proc = _server([sys.executable, "-m", "harness.downstream", "--port", str(port)], root, port,
                        {ENV_LEDGER: ledger.url, ENV_SYSTEM: "bench", ENV_PROCESS: "downstream"})
         script = root / "post.lua"
-        script.write_text(SCRIPT)
+        script.write_text(SCRIPT + (PACED % pace_ms if pace_ms is not None else ""))
         proc.start()
         try:
             proc.wait_healthy(30)
@@ -128,7 +135,7 @@ def measure(connections: int, seconds: float = 5.0) -> dict[str, Any]:
     # wrk counts answered requests only; a request cut off at the end may be recorded yet unanswered.
     if recorded < result["requests"]:
         raise AssertionError(f"{result['requests']} calls answered but only {recorded} recorded")
-    return {**result, "recorded": recorded, "connections": connections, "seconds": seconds}
+    return {**result, "recorded": recorded, "connections": connections, "seconds": seconds, "pace_ms": pace_ms}
 
 
 if __name__ == "__main__":
