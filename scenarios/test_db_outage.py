@@ -18,4 +18,22 @@ def test_db_outage(run_scenario: RunScenario) -> None:
     r = run_scenario(SCENARIO)
     assert not r.native.applicable and not r.celery.applicable, \
         "only Hatchet's engine has a database: the others must say not applicable"
-    assert r.hatchet.lost == 0, r.hatchet.summary
+    hatchet = r.hatchet
+    (cut,) = hatchet.faults
+    ledger = r.ledger_of("hatchet")
+    t0 = float(ledger.meta()["t0"])
+    started = {e.task_id for e in ledger.events("start")}
+    accepted_at = {op.task_id: op.complete_t - t0 for op in ledger.ops() if op.task_id in hatchet.lost_ids}
+    ledger.close()
+    print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; lost accepted at "
+          + ", ".join(f"{accepted_at[t]:.2f} s" for t in hatchet.lost_ids))
+    assert hatchet.refused > 0, f"the cut was never felt by a client: {hatchet.summary}"
+    # Measured, not hoped: Hatchet usually loses nothing here (0 of 97-129 in every run on a quiet
+    # machine), but its engine acknowledges a trigger once the message is on its own internal queue
+    # and pre-acks that message before writing the run; when the cut closes the connection in
+    # between ("error pre-acking message ... could not trigger workflows from names: conn closed"),
+    # the acknowledged run is gone: 8 of 97 in one CI run on a loaded machine. So what must hold
+    # is where a loss can come from: a run no worker ever started, accepted before the heal.
+    assert not started & set(hatchet.lost_ids), f"a task a worker started was lost: {hatchet.summary}"
+    late = [t for t, at in accepted_at.items() if at > cut["until_s"]]
+    assert not late, f"tasks accepted after the heal were lost: {late}"
