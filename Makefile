@@ -100,7 +100,7 @@ docker-setup: setup
 
 docker-test: docker-setup
 	@$(BIN)/pytest --backend docker --dockerd auto $(DOCKER_TIER)
-	@$(BIN)/python -m harness.dockerd check
+	@$(BIN)/python -m harness.backends.dockerd check
 
 clean:
 	rm -rf $(VENV) .tools reports/2* reports/latest .mypy_cache .ruff_cache .pytest_cache

@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.ledger import Ledger
-from harness.procs import free_port
-from harness.spec import PROJECT_ROOT
+from harness.backends.base import free_port
+from harness.ledger import create_ledger
+from harness.model.paths import PROJECT_ROOT
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp),
                               "--appendonly", "yes", "--appendfsync", "everysec"],
                              stdout=(tmp / "redis.log").open("w"))
-    ledger = Ledger.create(tmp / "ledger.db")
+    ledger = create_ledger(tmp / "ledger.db")
     env = {**os.environ, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0", "HARNESS_LEDGER": ledger.url,
            "HARNESS_SYSTEM": "celery", "PYTHONPATH": str(PROJECT_ROOT),
            "HARNESS_TASK_CONFIG": json.dumps({"slots": 50})}

@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.checker import check
-from harness.ledger import Ledger
+from harness.analysis.checker import check
+from harness.ledger import Ledger, create_ledger, open_ledger
 
 SYSTEM = "bench"
 """System name in the synthetic history."""
@@ -57,7 +57,7 @@ def _tasks(n: int, seed: int) -> Iterator[tuple[OpRow, list[EventRow]]]:
 
 def make_history(path: Path, tasks: int, seed: int = 1) -> Ledger:
     """A fresh ledger at path holding a run of ``tasks`` measured tasks (plus 10 warm-up tasks and one fault)."""
-    ledger = Ledger.create(path)
+    ledger = create_ledger(path)
     ops: list[OpRow] = []
     events: list[EventRow] = []
     with ledger.transaction() as conn:
@@ -87,7 +87,7 @@ def _flush(conn: sqlite3.Connection, ops: list[OpRow], events: list[EventRow]) -
 
 def check_seconds(ledger: Ledger) -> tuple[float, int]:
     """Seconds one full check of the ledger takes (a fresh connection each time), and the tasks it classified."""
-    fresh = Ledger(ledger.url)
+    fresh = open_ledger(ledger.url)
     t = time.perf_counter()
     result = check(fresh, SYSTEM)
     took = time.perf_counter() - t

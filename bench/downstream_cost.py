@@ -1,6 +1,6 @@
 """What the downstream service sustains, measured with a neutral client: Debian's ``wrk`` (C, epoll).
 
-The real service (``python -m harness.downstream``, as a stack starts it) runs against a fresh
+The real service (``python -m harness.servers.downstream``, as a stack starts it) runs against a fresh
 ledger; wrk keeps N keep-alive connections busy for a few seconds, each request a ``POST /send``
 with its own task id (a Lua script), so every call is recorded as in a run. Afterwards the ledger
 must hold one call record per answered request: a benchmark that lost records would measure nothing.
@@ -23,9 +23,10 @@ from typing import Any
 
 import uvicorn
 
-from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger
-from harness.procs import Health, LocalBackend, free_port
-from harness.spec import PROJECT_ROOT
+from harness.backends.base import Health, free_port
+from harness.backends.local import LocalBackend
+from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, create_ledger
+from harness.model.paths import PROJECT_ROOT
 
 WRK = "/usr/bin/wrk"
 """Debian's wrk (``make servers`` installs it)."""
@@ -118,9 +119,9 @@ def measure(connections: int, seconds: float = 5.0, pace_ms: int | None = None) 
     """
     with tempfile.TemporaryDirectory(prefix="bench-downstream-") as tmp:
         root = Path(tmp)
-        ledger = Ledger.create(root / "ledger.db")
+        ledger = create_ledger(root / "ledger.db")
         port = free_port()
-        proc = _server([sys.executable, "-m", "harness.downstream", "--port", str(port)], root, port,
+        proc = _server([sys.executable, "-m", "harness.servers.downstream", "--port", str(port)], root, port,
                        {ENV_LEDGER: ledger.url, ENV_SYSTEM: "bench", ENV_PROCESS: "downstream"})
         script = root / "post.lua"
         script.write_text(SCRIPT + (PACED % pace_ms if pace_ms is not None else ""))

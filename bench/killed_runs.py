@@ -31,9 +31,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.leftovers import entries, in_use, mapped_by, opened_by, sysv_segments
-from harness.procs import RUN_MARKER, processes_marked
-from harness.spec import PROJECT_ROOT
+from harness.backends.base import RUN_MARKER, processes_marked
+from harness.backends.leftovers import entries, in_use, mapped_by, opened_by, sysv_segments
+from harness.model.paths import PROJECT_ROOT
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 """The ways a run is killed."""

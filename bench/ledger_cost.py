@@ -18,8 +18,8 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
-from harness.checker import percentile
-from harness.ledger import Ledger, LedgerStore, Recorder, SqliteStore
+from harness.analysis.checker import percentile
+from harness.ledger import Ledger, LedgerStore, Recorder, SqliteStore, open_ledger
 
 BACKENDS = ("sqlite", "postgres")
 """The ledger backends measured."""
@@ -31,7 +31,7 @@ CTX = mp.get_context("fork")
 
 def _writer(url: str, name: str, go: EventType, seconds: float, per_s: float, out: Any) -> None:
     """Write effects for ``seconds`` after ``go`` (at most ``per_s`` a second when above 0); report how many."""
-    rec = Recorder(Ledger(url), "bench", name)
+    rec = Recorder(open_ledger(url), "bench", name)
     go.wait()
     n, start = 0, time.perf_counter()
     end = start + seconds
@@ -58,7 +58,7 @@ def fresh_ledgers(backend: str) -> Iterator[NewLedger]:
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         store: LedgerStore
         if backend == "postgres":
-            from harness.ledger_pg import EmbeddedPostgresStore
+            from harness.ledger.postgres import EmbeddedPostgresStore
             store = EmbeddedPostgresStore(Path(tmp) / "logs")
         else:
             store = SqliteStore()
@@ -89,7 +89,7 @@ def recorder_cost_ms(new: NewLedger, tasks: int = 20_000, background: int = 0,
     rest of a stack does during a run.
     """
     ledger = new()
-    rec = Recorder(Ledger(ledger.url), "bench", "timed")
+    rec = Recorder(open_ledger(ledger.url), "bench", "timed")
     procs, go, _ = _writers(ledger.url, background, seconds=3600, per_s=background_per_s)
     go.set()
     time.sleep(0.5)

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.ceilings import CannedEndpoint, closed_loop
-from harness.checker import percentile
-from harness.ledger import Ledger
-from harness.load import LoadPlan, LocustDriver
+from harness.analysis.checker import percentile
+from harness.ledger import Ledger, create_ledger
+from harness.load.drivers import LocustDriver
+from harness.model.load import LoadPlan
+from harness.runtime.ceilings import CannedEndpoint, closed_loop
 
 KEEPS_UP_MS = 50.0
 """Median latency (from the intended time) and median send lag under which the open loop keeps up."""
@@ -36,7 +37,7 @@ OPEN_RATES = (500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000)
 
 
 def _ledger(tmp: Path, name: str) -> Ledger:
-    return Ledger.create(tmp / name / "ledger.db")
+    return create_ledger(tmp / name / "ledger.db")
 
 
 def open_loop(url: str, rate: float, seconds: float, processes: int, tmp: Path) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from typing import Any
 
 from bench import checker_cost, downstream_cost, ledger_cost, spread, stack_cost
 from bench.figures import Figure, cv, machine
-from harness.spec import COMPARED, PROJECT_ROOT
+from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import COMPARED
 
 BENCH_DIR = PROJECT_ROOT / "reports" / "bench"
 """Where results land by default."""
@@ -77,7 +78,7 @@ def checker_figures(repeats: int, tasks: int = 1_000_000) -> list[Figure]:
         runs = [checker_cost.check_seconds(ledger) for _ in range(repeats)]
     assert all(n == tasks for _, n in runs), f"the checker saw {runs[0][1]} tasks, not {tasks}"
     return [Figure(f"checker, {tasks:,}-task history", "s", [round(s, 3) for s, _ in runs], at_most=10.0,
-                   note="harness.checker.check on a fresh connection (SQLite aggregation, classes, latencies)",
+                   note="harness.analysis.checker.check on a fresh connection (SQLite aggregation, classes, latencies)",
                    extra={"history_written_s": round(made, 1)})]
 
 

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.catalog import discover
+from harness.front.catalog import discover
+from harness.model.spec import find_systems
 from harness.session import Session
-from harness.spec import find_systems
 
 
 def _quiet(_: str) -> None:

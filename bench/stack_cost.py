@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from apps.common.contract import TaskConfig
-from harness.ledger import Ledger
-from harness.services import Infra
-from harness.spec import find_systems
-from harness.stack import Stack
+from harness.ledger import create_ledger
+from harness.model.spec import find_systems
+from harness.runtime.infra import Infra
+from harness.runtime.stack import Stack
 
 
 def _quiet(_: str) -> None:
@@ -37,7 +37,7 @@ def start_times(systems: tuple[str, ...], repeats: int = 3) -> tuple[list[float]
                 cold.append(time.monotonic() - t)
                 for name in systems:
                     run_dir = root / f"{name}-{r}"
-                    stack = Stack(specs[name], run_dir, Ledger.create(run_dir / "ledger.db"), infra, TaskConfig(),
+                    stack = Stack(specs[name], run_dir, create_ledger(run_dir / "ledger.db"), infra, TaskConfig(),
                                   f"bench-{r}", _quiet)
                     try:
                         t = time.monotonic()

@@ -10,25 +10,35 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import capacity, ceilings, report, results
-from harness.checker import IdentityError, RunCheck, check
-from harness.faults import ActiveFault, Nemeses, not_applicable
+from harness import report
+from harness.analysis import capacity, results
+from harness.analysis.checker import IdentityError, RunCheck, check
 from harness.ledger import Ledger, LedgerStore, SqliteStore
-from harness.load import AsyncDriver, LoadDriver, LoadPlan, LocustDriver, worker_names
-from harness.procs import Proc
-from harness.sampler import Sampler
-from harness.scenario import Params, Scenario
-from harness.schedule import Observation, Schedule, link_targets
-from harness.services import Infra
-from harness.spec import SystemSpec
-from harness.stack import Stack
-from harness.supervisor import Supervisor
+from harness.load.drivers import AsyncDriver, LoadDriver, LocustDriver, worker_names
+from harness.model.fault import PROCESS_ACTIONS
+from harness.model.links import match_links
+from harness.model.load import LoadPlan
+from harness.model.params import Params
+from harness.model.scenario import Scenario
+from harness.model.schedule import Observation, Schedule, Step, link_targets
+from harness.model.spec import SystemSpec, not_applicable, select
+from harness.nemesis import Nemeses
+from harness.nemesis.base import ActiveFault
+from harness.runtime import ceilings
+from harness.runtime.infra import Infra
+from harness.runtime.manifest import manifest
+from harness.runtime.sampler import Sampler
+from harness.runtime.stack import Stack
+from harness.runtime.supervisor import Supervisor
 
 Progress = Callable[[str], None]
 DriverFactory = Callable[[], LoadDriver]
@@ -116,8 +126,17 @@ def _warm_up(stack: Stack, ledger: Ledger, params: Params) -> None:
     _wait_warmup(ledger, time.monotonic() + WARMUP_TIMEOUT_S)
 
 
+class Aborted(RuntimeError):
+    """Another system's run failed (or Ctrl-C came) while this one ran side by side with it."""
+
+
+def _check_abort(abort: threading.Event) -> None:
+    if abort.is_set():
+        raise Aborted("stopped: a run beside it failed or was interrupted")
+
+
 def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, ledger: Ledger, schedule: Schedule,
-             nemesis: Nemeses, supervisor: Supervisor, progress: Progress) -> None:
+             nemesis: Nemeses, supervisor: Supervisor, progress: Progress, abort: threading.Event) -> None:
     """Run the measured load, injecting the schedule's faults and healing each when its time comes."""
     driver.start(stack.api_url, plan, ledger, stack.spec.name)  # returns when the first request is due
     t0 = time.time()
@@ -126,6 +145,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
     active: list[ActiveFault] = []
     load_end: float | None = None
     while True:
+        _check_abort(abort)
         elapsed = time.time() - t0
         load_done = driver.wait(timeout=0)
         if load_done and load_end is None:
@@ -135,7 +155,7 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
             obs = Observation(elapsed, ledger.count_accepted(),
                               ledger.count_in_flight() if schedule.needs_in_flight else -1)
             for fault in schedule.due(obs):
-                if (why := not_applicable(fault, stack.spec, stack.infra.outside(stack.spec.services))) is not None:
+                if (why := not_applicable(fault, stack.spec, stack.outside())) is not None:
                     progress(f"  t={elapsed:5.1f}s skipped {fault.action} {fault.target}: {why}")
                     now = time.time()
                     ledger.fault_ended(ledger.fault_started("skipped", f"{fault.action} {fault.target}",
@@ -160,38 +180,43 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
 def _addresses(stack: Stack) -> dict[str, str]:
     """Which address each process of a run had, when the run has hosts (empty on one machine's loopback)."""
     infra = stack.infra
-    names = [*(p.name for p in infra.processes(stack.spec.services)), *stack.processes, "locust",
+    names = [*(p.name for p in stack.servers.processes()), *stack.processes, "locust",
              *worker_names(infra.load_processes)]
     where = {name: infra.backend.address(name) for name in names}
     return where if set(where.values()) != {"127.0.0.1"} else {}
 
 
-def _references(infra: Infra, spec: SystemSpec, out_dir: Path, namespace: str, cache: dict[str, Any],
-                progress: Progress) -> dict[str, Any]:
-    """Reference ceilings for a capacity run, measured once per scenario run (systems sharing servers share them)."""
+def _references(stack: Stack, out_dir: Path, cache: dict[Any, Any], progress: Progress) -> dict[str, Any]:
+    """Reference ceilings for a capacity run, measured once per scenario run before the first ladder (systems
+    sharing servers share them): the load generator's, and its servers' (an engine's own load tester, its
+    database's commits), measured while nothing of the run loads them."""
     if "generator" not in cache:
         progress("reference: the load generator's own rate (Locust against a canned endpoint)")
-        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference", infra.backend, infra.load_processes)
-    key = ",".join(spec.services)
-    if spec.services and key not in cache:
-        progress(f"reference: ceilings of {key} (hatchet-loadtest, pgbench)")
-        cache[key] = infra.references(spec.services, out_dir / "reference", namespace + "ref_")
+        cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference", stack.infra.backend,
+                                                          stack.infra.load_processes)
+    key = tuple(sorted(r.ident for r in stack.servers.servers.values()))
+    if key and key not in cache:
+        progress(f"reference: ceilings of {', '.join(stack.servers.servers)} (before the ladder)")
+        cache[key] = stack.infra.references(stack.servers, out_dir / "reference", stack.namespace + "ref_")
     return {"generator": cache["generator"], **(cache.get(key) or {})}
 
 
 def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infra, out_dir: Path, run_id: str,
                progress: Progress, driver_factory: DriverFactory = LocustDriver,
-               references: dict[str, Any] | None = None, ledgers: LedgerStore | None = None) -> SystemRun:
+               references: dict[Any, Any] | None = None, ledgers: LedgerStore | None = None,
+               abort: threading.Event | None = None, private: Collection[str] = ()) -> SystemRun:
     """Run scenario against one system; the stack is down again when this returns or raises.
 
-    A capacity run (a stepped load) also measures reference ceilings, after its stack is down
-    (``references`` caches them across the systems of one scenario run). Its fresh ledger comes
-    from ``ledgers`` (default: a SQLite file in its directory).
+    A capacity run (a stepped load) also measures reference ceilings before its ladder, with its stack up and
+    idle (``references`` caches them across the systems of one scenario run). Its fresh ledger comes from
+    ``ledgers`` (default: a SQLite file in its directory). ``abort`` (set by a failed neighbour or Ctrl-C) stops it
+    at the next tick; ``private``: shared servers it gets a copy of (see :func:`private_servers`).
     """
+    abort = abort or threading.Event()
     run_dir = out_dir / spec.name
     params = params.override(spec.params)  # a variant's own settings (e.g. trigger_threads=0)
     steps = scenario.steps(params)
-    outside = infra.outside(spec.services)
+    outside = infra.outside(spec)
     for step in steps:
         if all(not_applicable(f, spec, outside) for f in step.choices):
             # This step can hit nothing in this system: the scenario has no meaning for it.
@@ -203,38 +228,43 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     ledger = (ledgers or SqliteStore()).create(run_dir, f"{run_id}_{scenario.name}_{spec.name}")
     ledger.set_meta("scenario", scenario.name)
     ledger.set_meta("system", spec.name)
-    # One Hatchet namespace per scenario and system: runs an earlier scenario left queued in the
-    # shared engine (retries, hung attempts) must never reach this scenario's workers.
+    # One namespace per scenario and system: runs an earlier scenario left queued in a shared
+    # engine (retries, hung attempts) must never reach this scenario's workers.
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
-                  grace_s=params.grace_s, link_faults=link_targets(steps))
+                  grace_s=params.grace_s, link_faults=link_targets(steps), private=private)
     nemesis = Nemeses()
     result = SystemRun(spec.name, run_dir, applicable=True)
     if spec.params:
         result.extra["params"] = dict(spec.params)
     plan = params.load()
-    driver: LoadDriver | None = None
-    try:
+    refs: dict[str, Any] = {}
+    with ExitStack() as cleanup:
+        # Last in, first out: the load stops, faults heal, the stack goes down, then the ledger is saved
+        # (a Postgres ledger is copied to run_dir/ledger.db: reports read only that file).
+        cleanup.callback(ledger.save)
+        cleanup.callback(stack.down)
+        cleanup.callback(nemesis.teardown)
         progress(f"{scenario.name}/{spec.name}: starting stack")
         t_up = time.monotonic()
         stack.up()
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
+        result.extra["servers"] = {name: r.server.manifest() for name, r in stack.servers.servers.items()}
         if where := _addresses(stack):
             result.extra["addresses"] = where
         nemesis.setup(stack, ledger, random.Random(params.seed))
-
-        def watched() -> list[Proc]:
-            return list(stack.processes.values()) + infra.processes(spec.services)
-
-        supervisor = Supervisor(ledger, watched, progress)
-        with Sampler(ledger, watched):
+        supervisor = Supervisor(ledger, stack.watched, progress)
+        with Sampler(ledger, stack.watched):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
                 _warm_up(stack, ledger, params)
+            if plan.steps:
+                refs = _references(stack, out_dir, {} if references is None else references, progress)
             progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                      f" ({len(schedule.steps)} fault step(s))")
             driver = driver_factory()
-            _measure(driver, plan, params, stack, ledger, schedule, nemesis, supervisor, progress)
+            cleanup.callback(driver.stop)  # a failed run must not leave its load running
+            _measure(driver, plan, params, stack, ledger, schedule, nemesis, supervisor, progress, abort)
             nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
             result.extra["drain_quiet_s"] = quiet_s
@@ -242,23 +272,16 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 result.extra["drain_why"] = spec.drain_why
             progress(f"{scenario.name}/{spec.name}: draining (quiet {quiet_s:g}s,"
                      f" deadline {params.drain_deadline_s:g}s)")
-            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
+            def tick() -> None:
+                _check_abort(abort)
+                supervisor.check()
+
+            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, tick)
             ledger.set_meta("drain_end", time.time())
             supervisor.wait()
             result.extra["crashes"] = supervisor.crashes
-    finally:
-        try:
-            if driver is not None:
-                driver.stop()  # a failed run must not leave its load running
-            nemesis.teardown()
-        finally:
-            try:
-                stack.down()
-            finally:
-                ledger.save()  # a Postgres ledger is copied to run_dir/ledger.db: reports read only that file
     result.check = check(ledger, spec.name)
     if plan.steps:
-        refs = _references(infra, spec, out_dir, stack.namespace, {} if references is None else references, progress)
         result.extra["capacity"] = capacity.with_references(capacity.analyze(ledger, plan), refs)
     c = result.check.counts
     progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
@@ -266,27 +289,75 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     return result
 
 
+def _run_all(scenario: Scenario, systems: list[SystemSpec], params: Params, infra: Infra, out_dir: Path, run_id: str,
+             progress: Progress, driver_factory: DriverFactory, references: dict[Any, Any], ledgers: LedgerStore,
+             concurrent: bool) -> list[SystemRun]:
+    """Each system's run, in the systems' order: one after another, or side by side in threads (an abort of one,
+    or Ctrl-C, stops the others, each through its own clean-up)."""
+    if not concurrent:
+        runs = []
+        for j, spec in enumerate(systems, 1):
+            progress(f"{scenario.name}: system {j} of {len(systems)}, {spec.name}")
+            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
+                                   references, ledgers))
+        return runs
+    abort = threading.Event()
+    progress(f"{scenario.name}: {len(systems)} systems side by side ({', '.join(s.name for s in systems)})")
+    with ThreadPoolExecutor(len(systems), thread_name_prefix="system") as pool:
+        futures = [pool.submit(run_system, scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
+                               references, ledgers, abort=abort,
+                               private=private_servers(spec, scenario.steps(params.override(spec.params))))
+                   for spec in systems]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C while waiting: every run unwinds through its clean-up
+            abort.set()
+            raise
+        finally:
+            if any(f.done() and f.exception() for f in futures):
+                abort.set()
+    failed = [exc for f in futures if (exc := f.exception()) is not None]
+    if failed:  # the run that failed first, not the neighbours it stopped
+        raise next((exc for exc in failed if not isinstance(exc, Aborted)), failed[0])
+    return [f.result() for f in futures]
+
+
+def private_servers(spec: SystemSpec, steps: list[Step]) -> set[str]:
+    """The shared servers of spec a fault of these steps hits (a process of theirs, or a link they make): run side by
+    side with other systems, the run gets its own copy of each, so the fault reaches no one else."""
+    owner = {proc: srv.name for srv in spec.servers for proc in srv.process_roles()}
+    owner.update({link: srv.name for srv in spec.servers for link in srv.link_names()})
+    hit: set[str] = set()
+    for fault in (f for step in steps for f in step.choices):
+        if fault.action in PROCESS_ACTIONS:
+            hit.update(owner[n] for n in select(fault.target, spec.planned_processes()) if n in owner)
+        else:
+            hit.update(owner[n] for n in match_links(fault.target, spec.planned_links()) if n in owner)
+    return {name for name in hit if spec.server(name).shared}
+
+
 def run_scenario(scenario: Scenario, systems: list[SystemSpec], params: Params, out_dir: Path, infra: Infra,
                  run_id: str, progress: Progress, driver_factory: DriverFactory = LocustDriver,
-                 ledgers: LedgerStore | None = None) -> dict[str, Any]:
+                 ledgers: LedgerStore | None = None, parallel: bool = False) -> dict[str, Any]:
     """Run scenario against each system; write results.json and index.html into out_dir.
 
+    With ``parallel`` and a scenario whose verdict rests on counts (``side_by_side``), the systems run side by
+    side, each on its own stack (and its own copy of a shared server its faults hit); otherwise one after another.
     Raises IdentityError after writing the results when an identity fails (a harness bug).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    runs: list[SystemRun] = []
-    references: dict[str, Any] = {}
+    references: dict[Any, Any] = {}
     ledgers = ledgers or SqliteStore()
+    concurrent = parallel and scenario.side_by_side and len(systems) > 1
     try:
-        for spec in systems:
-            runs.append(run_system(scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
-                                   references, ledgers))
+        runs = _run_all(scenario, systems, params, infra, out_dir, run_id, progress, driver_factory, references,
+                        ledgers, concurrent)
     finally:
         results.redact(out_dir, infra.secrets() + ledgers.secrets())
     doc = results.build(scenario, params, [r.as_result() for r in runs], started, time.time() - started,
-                        ledger=ledgers.describe(out_dir))
-    doc["manifest"].update(infra.manifest())
+                        {**manifest(params, systems, ledgers.describe(out_dir), infra.manifest()),
+                         "systems_ran": "side by side" if concurrent else "one after another"})
     results.write(out_dir, doc)
     report.write_scenario(out_dir, doc)
     broken = [f"{r['system']}: {b}" for r in doc["runs"] for b in r.get("identities_broken", [])]

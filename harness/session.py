@@ -14,19 +14,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import report, results
-from harness.external import ExternalHatchet
-from harness.hosts import Hosts, HostsBackend
-from harness.ledger import LedgerStore, open_store
-from harness.load import LocustDriver
-from harness.procs import RUN_MARKER, LocalBackend, ProcessBackend
+from harness import report
+from harness.analysis import results
+from harness.backends.base import RUN_MARKER, ProcessBackend
+from harness.backends.hosts import Hosts, HostsBackend
+from harness.backends.local import LocalBackend
+from harness.ledger import LedgerStore
+from harness.load.drivers import LocustDriver
+from harness.model.env import ENV_BACKEND
+from harness.model.params import Params
+from harness.model.paths import REPORTS_DIR
+from harness.model.scenario import Scenario
+from harness.model.spec import SystemSpec
 from harness.runner import DriverFactory, Progress, run_scenario
-from harness.scenario import Params, Scenario
-from harness.services import Infra
-from harness.spec import SystemSpec
-
-REPORTS_DIR = report.REPORTS_DIR
-"""Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``); the report's layout owns it."""
+from harness.runtime.infra import Infra
+from harness.runtime.ledgers import open_store
+from harness.servers.registry import Prepared
 
 
 def new_run_id() -> str:
@@ -34,31 +37,26 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-BACKENDS = ("process", "docker")
-"""What runs the servers: local processes (the default) or Docker containers."""
 
 
 class BackendUnavailable(RuntimeError):
     """The chosen backend cannot run here (e.g. no Docker engine reachable): one line for the user."""
 
 
-def container_backend(name: str, run_id: str, progress: Progress, hosts: int) -> ProcessBackend | None:
+def container_backend(name: str, run_id: str, progress: Progress) -> ProcessBackend | None:
     """The backend of a session that runs servers in containers (None: local processes). The Docker SDK is
     imported only when Docker is asked for."""
     if name == "process":
         return None
-    if hosts:
-        raise BackendUnavailable(f"--hosts places processes on network hosts of this machine: it needs --backend "
-                                 f"process, not {name}")
     if name == "docker":
-        from harness.docker_backend import DockerBackend, DockerUnavailable
-        from harness.docker_images import ImageError
+        from harness.backends.docker import DockerBackend, DockerUnavailable
+        from harness.backends.images import ImageError
 
         try:
             return DockerBackend.create(run_id, progress)
         except (DockerUnavailable, ImageError) as exc:
             raise BackendUnavailable(f"--backend docker: {exc}") from None
-    raise BackendUnavailable(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    raise BackendUnavailable(f"--backend {name!r}: expected process or docker")
 
 
 def _print(msg: str) -> None:
@@ -69,11 +67,12 @@ class Session:
     """Shared servers and output directories for several scenario runs."""
 
     def __init__(self, root: Path | None = None, progress: Progress = _print,
-                 driver_factory: DriverFactory | None = None, engine: ExternalHatchet | None = None,
-                 ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0, backend: str = "process") -> None:
+                 driver_factory: DriverFactory | None = None, prepared: Prepared | None = None,
+                 ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0, backend: str = "process",
+                 parallel: bool = False) -> None:
         self.run_id = new_run_id()
         """Id of this session's run."""
-        containers = container_backend(backend, self.run_id, progress, hosts)  # first: if unusable, nothing is made
+        containers = container_backend(backend, self.run_id, progress)  # first: if unusable, nothing is made
         self.root = root or REPORTS_DIR / self.run_id
         """Directory of this run (``reports/<run-id>`` unless given)."""
         self.progress = progress
@@ -83,11 +82,11 @@ class Session:
         self.backend: ProcessBackend = containers or (HostsBackend(Hosts(hosts)) if hosts else LocalBackend())
         """Runs every server of the session: on this machine, placed on network hosts (``--hosts N``), or in
         containers (``--backend docker``)."""
-        os.environ[results.ENV_BACKEND] = self.backend.name  # results.json's manifest says which
+        os.environ[ENV_BACKEND] = self.backend.name  # results.json's manifest says which
         self.driver_factory: DriverFactory = driver_factory or (
             lambda: LocustDriver(processes=load_processes, backend=self.backend))
         """Makes the load driver of each system run."""
-        self.infra = Infra(self.root / "logs", progress, backend=self.backend, engine=engine)
+        self.infra = Infra(self.root / "logs", progress, backend=self.backend, prepared=prepared)
         """Servers shared by every scenario of the session."""
         self.infra.load_processes = load_processes
         if hosts:
@@ -97,13 +96,15 @@ class Session:
         """Where each run's fresh ledger is made (``--ledger``: sqlite files, or schemas of a Postgres server)."""
         self.results: list[dict[str, Any]] = []
         """results.json documents written so far."""
+        self.parallel = parallel
+        """Run a scenario's systems side by side where its verdict rests on counts (``--parallel``)."""
 
     def run(self, scenario: Scenario, systems: list[SystemSpec], params: Params,
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
         doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
-                           ledgers=self.ledgers)
+                           ledgers=self.ledgers, parallel=self.parallel)
         self.results.append(doc)
         return doc
 

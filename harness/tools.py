@@ -2,11 +2,14 @@
 
 Builds go into a per-user cache keyed by tool and version (``~/.cache/harness-tools``), which a
 clean checkout reuses, and the project-local ``.tools/`` links to them. Nothing is rebuilt
-unless the pinned version changes. ``python -m harness.tools`` is what ``make tools`` runs.
+unless the pinned version changes. ``python -m harness.tools`` is what ``make tools`` runs: the
+harness's own (Toxiproxy), then each system's ``setup`` hook of its system.toml (Hatchet's engine:
+``apps/hatchet/tools.py``), which builds with the helpers here.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -17,14 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.spec import PROJECT_ROOT
+from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import find_systems
 
-HATCHET_VERSION = "v0.105.0"
-"""Hatchet engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0, which we pin."""
-HATCHET_MODULE = "github.com/hatchet-dev/hatchet"
-HATCHET_COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet-admin")
-LOADTEST_COMMAND = "hatchet-loadtest"
-"""Hatchet's own load tester (Go client and worker), built from the same module and tag: the engine's ceiling."""
 TOXIPROXY_VERSION = "v2.12.0"
 """Toxiproxy server tag."""
 TOXIPROXY_PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"
@@ -43,45 +41,39 @@ class ToolMissing(RuntimeError):
     """A pinned binary is not built; the message says how to build it."""
 
 
-def _tool_dir(tool: str, version: str) -> Path:
+def tool_dir(tool: str, version: str) -> Path:
     return TOOLS_DIR / f"{tool}-{version}"
-
-
-def hatchet_bin(name: str) -> Path:
-    """Path of a pinned Hatchet binary (one of :data:`HATCHET_COMMANDS`, or :data:`LOADTEST_COMMAND`)."""
-    tool = "hatchet-loadtest" if name == LOADTEST_COMMAND else "hatchet"  # cached apart: older caches stay valid
-    return _require(_tool_dir(tool, HATCHET_VERSION) / "bin" / name)
 
 
 def toxiproxy_bin() -> Path:
     """Path of the pinned Toxiproxy server binary."""
-    return _require(_tool_dir("toxiproxy", TOXIPROXY_VERSION) / "bin" / "server")
+    return require(tool_dir("toxiproxy", TOXIPROXY_VERSION) / "bin" / "server")
 
 
 def toxiproxy_cli_bin() -> Path:
     """Path of the pinned Toxiproxy CLI (the Toxiproxy image's health check)."""
-    return _require(_tool_dir("toxiproxy-cli", TOXIPROXY_VERSION) / "bin" / "cli")
+    return require(tool_dir("toxiproxy-cli", TOXIPROXY_VERSION) / "bin" / "cli")
 
 
 def compose_bin() -> Path:
     """Path of the pinned Docker Compose v2 binary (runs standalone, as ``docker-compose``)."""
-    return _require(_tool_dir("compose", COMPOSE_VERSION) / "bin" / "docker-compose")
+    return require(tool_dir("compose", COMPOSE_VERSION) / "bin" / "docker-compose")
 
 
-def _require(path: Path) -> Path:
+def require(path: Path) -> Path:
     if not path.is_file():
         raise ToolMissing(f"{path.name} {path.parent.parent.name} is not built: run `make tools`")
     return path
 
 
-def _go() -> str:
+def go() -> str:
     go = shutil.which("go")
     if go is None:
         raise ToolMissing("Go is not on PATH: install Go 1.26 or newer (https://go.dev/dl) and run again")
     return go
 
 
-def _run_with_heartbeat(what: str, argv: list[str], cwd: Path | None, env: dict[str, str]) -> None:
+def run_with_heartbeat(what: str, argv: list[str], cwd: Path | None, env: dict[str, str]) -> None:
     """Run a long command, printing a line every 15 s so a cold build never looks like a hang."""
     t0 = time.monotonic()
     done = threading.Event()
@@ -100,7 +92,8 @@ def _run_with_heartbeat(what: str, argv: list[str], cwd: Path | None, env: dict[
         raise ToolMissing(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-def _build(tool: str, version: str, build: Callable[[Path], None], binaries: tuple[str, ...]) -> None:
+def build(tool: str, version: str, make: Callable[[Path], None], binaries: tuple[str, ...]) -> None:
+    """Build ``binaries`` of tool at version with make(bin_dir) into the cache unless there; link it from .tools/."""
     cached = CACHE_DIR / f"{tool}-{version}"
     stamp = cached / ".complete"
     if not stamp.exists() or not all((cached / "bin" / b).is_file() for b in binaries):
@@ -109,10 +102,10 @@ def _build(tool: str, version: str, build: Callable[[Path], None], binaries: tup
         if cached.exists():
             shutil.rmtree(cached)
         (cached / "bin").mkdir(parents=True)
-        build(cached / "bin")
+        make(cached / "bin")
         stamp.write_text(json.dumps({"version": version, "built_at": time.time()}))
         print(f"built {tool} {version} in {time.monotonic() - t0:.0f}s", flush=True)
-    link = _tool_dir(tool, version)
+    link = tool_dir(tool, version)
     TOOLS_DIR.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
         if link.resolve() == cached.resolve():
@@ -124,16 +117,16 @@ def _build(tool: str, version: str, build: Callable[[Path], None], binaries: tup
     link.symlink_to(cached, target_is_directory=True)
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     # Pure-Go builds: no C compiler needed, and the binaries do not depend on the host's libc.
     return {**os.environ, "CGO_ENABLED": "0"}
 
 
-def _download_module(module: str, version: str) -> Path:
+def download_module(module: str, version: str) -> Path:
     """Source directory of module@version (``go install module/cmd@tag`` needs the module's version list,
     which the proxy here refuses; downloading the exact version and building inside it needs only that one)."""
-    proc = subprocess.run([_go(), "mod", "download", "-json", f"{module}@{version}"],
-                          env=_go_env(), capture_output=True, text=True)
+    proc = subprocess.run([go(), "mod", "download", "-json", f"{module}@{version}"],
+                          env=go_env(), capture_output=True, text=True)
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Dir" not in info:
         why = info.get("Error") or proc.stderr.strip()
@@ -141,77 +134,73 @@ def _download_module(module: str, version: str) -> Path:
     return Path(info["Dir"])
 
 
-def build_hatchet(out: Path, commands: tuple[str, ...] = HATCHET_COMMANDS) -> None:
-    """Build the engine, REST API, migrator and admin CLI (or other commands of the module) at the pinned tag,
-    with its version stamped in."""
-    _run_with_heartbeat(
-        f"compiling {', '.join(commands)} {HATCHET_VERSION}",
-        [_go(), "build", "-trimpath", "-ldflags", f"-X main.Version={HATCHET_VERSION}", "-o", f"{out}/",
-         *[f"./cmd/{c}" for c in commands]],
-        cwd=_download_module(HATCHET_MODULE, HATCHET_VERSION), env=_go_env(),
-    )
-
-
 def build_toxiproxy(out: Path) -> None:
     """Build the Toxiproxy server at the pinned tag."""
-    _run_with_heartbeat(
+    run_with_heartbeat(
         f"compiling toxiproxy {TOXIPROXY_VERSION}",
-        [_go(), "install", f"{TOXIPROXY_PACKAGE}@{TOXIPROXY_VERSION}"],
-        cwd=None, env={**_go_env(), "GOBIN": str(out)},
+        [go(), "install", f"{TOXIPROXY_PACKAGE}@{TOXIPROXY_VERSION}"],
+        cwd=None, env={**go_env(), "GOBIN": str(out)},
     )
 
 
 def build_toxiproxy_cli(out: Path) -> None:
     """Build the Toxiproxy CLI at the pinned tag."""
-    _run_with_heartbeat(
+    run_with_heartbeat(
         f"compiling toxiproxy-cli {TOXIPROXY_VERSION}",
-        [_go(), "install", f"{TOXIPROXY_CLI_PACKAGE}@{TOXIPROXY_VERSION}"],
-        cwd=None, env={**_go_env(), "GOBIN": str(out)},
+        [go(), "install", f"{TOXIPROXY_CLI_PACKAGE}@{TOXIPROXY_VERSION}"],
+        cwd=None, env={**go_env(), "GOBIN": str(out)},
     )
 
 
 def build_compose(out: Path) -> None:
     """Build Docker Compose v2 at the pinned tag (its dependencies are pinned by its own go.sum)."""
-    _run_with_heartbeat(
+    run_with_heartbeat(
         f"compiling docker compose {COMPOSE_VERSION}",
-        [_go(), "build", "-trimpath", "-ldflags", f"-X {COMPOSE_MODULE}/internal.Version={COMPOSE_VERSION}",
+        [go(), "build", "-trimpath", "-ldflags", f"-X {COMPOSE_MODULE}/internal.Version={COMPOSE_VERSION}",
          "-o", f"{out}/docker-compose", "./cmd"],
-        cwd=_download_module(COMPOSE_MODULE, COMPOSE_VERSION), env=_go_env(),
+        cwd=download_module(COMPOSE_MODULE, COMPOSE_VERSION), env=go_env(),
     )
 
 
 def ensure_toxiproxy_cli() -> None:
     """Build the Toxiproxy CLI if missing (the local Toxiproxy image needs it)."""
-    _build("toxiproxy-cli", TOXIPROXY_VERSION, build_toxiproxy_cli, ("cli",))
+    build("toxiproxy-cli", TOXIPROXY_VERSION, build_toxiproxy_cli, ("cli",))
 
 
 def ensure_docker_tools() -> None:
     """What the Docker tier builds beyond :func:`ensure_all`: the Toxiproxy CLI and Docker Compose."""
     ensure_toxiproxy_cli()
-    _build("compose", COMPOSE_VERSION, build_compose, ("docker-compose",))
+    build("compose", COMPOSE_VERSION, build_compose, ("docker-compose",))
 
 
-def ensure_all() -> None:
-    """Build whatever pinned binary is missing (quick when everything is cached)."""
-    _build("hatchet", HATCHET_VERSION, build_hatchet, HATCHET_COMMANDS)
-    _build("hatchet-loadtest", HATCHET_VERSION, lambda out: build_hatchet(out, (LOADTEST_COMMAND,)),
-           (LOADTEST_COMMAND,))
-    _build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy, ("server",))
+def system_setups() -> list[tuple[str, Callable[[], str]]]:
+    """Each system's ``setup`` hook (``module:function`` in its system.toml), by system name."""
+    out = []
+    for spec in find_systems().values():
+        if spec.setup and not spec.base:
+            module, _, func = spec.setup.partition(":")
+            out.append((spec.name, getattr(importlib.import_module(module), func)))
+    return out
+
+
+def ensure_all() -> list[str]:
+    """Build whatever pinned binary is missing (quick when everything is cached); what was made ready, in words."""
+    build("toxiproxy", TOXIPROXY_VERSION, build_toxiproxy, ("server",))
+    return [f"toxiproxy {TOXIPROXY_VERSION}", *(setup() for _, setup in system_setups())]
 
 
 def main() -> int:
     """Entry point of ``make tools`` (``--docker``: also the Docker tier's, for ``make docker-setup``)."""
     docker = "--docker" in sys.argv[1:]
     try:
-        ensure_all()
+        ready = ensure_all()
         if docker:
             ensure_docker_tools()
+            ready += [f"toxiproxy-cli {TOXIPROXY_VERSION}", f"compose {COMPOSE_VERSION}"]
     except ToolMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    extra = f", toxiproxy-cli, compose {COMPOSE_VERSION}" if docker else ""
-    print(f"tools ready: hatchet {HATCHET_VERSION} (and its loadtest), toxiproxy {TOXIPROXY_VERSION}{extra} in "
-          f"{TOOLS_DIR}", flush=True)
+    print(f"tools ready in {TOOLS_DIR}: {', '.join(ready)}", flush=True)
     return 0
 
 

@@ -1,7 +1,7 @@
 """baseline: no fault. Both systems must lose nothing; the numbers show the cost of durability."""
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="baseline",

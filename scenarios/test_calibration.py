@@ -1,8 +1,8 @@
 """calibration: the calibration system, faulty at known points; the harness must report exactly those."""
 
 from apps.calibration import expected
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="calibration",

@@ -1,10 +1,10 @@
 """calibration-kill: SIGKILL the calibration API mid-load and restart it; the counts must stay exact."""
 
 from apps.calibration import expected
-from harness.faults import Fault
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
-from harness.schedule import At, Step
+from harness.front.pytest_plugin import RunScenario
+from harness.model.fault import Fault
+from harness.model.scenario import Scenario
+from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
     name="calibration-kill",

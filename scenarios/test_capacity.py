@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="capacity",

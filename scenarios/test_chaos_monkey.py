@@ -1,9 +1,9 @@
 """chaos-monkey (soak): random seeded faults from the whole catalog for minutes."""
 
-from harness.faults import Fault
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
-from harness.schedule import Every, Step
+from harness.front.pytest_plugin import RunScenario
+from harness.model.fault import Fault
+from harness.model.scenario import Scenario
+from harness.model.schedule import Every, Step
 
 FAULTS = (
     Fault("kill", "worker", 3.0, pick="random"),

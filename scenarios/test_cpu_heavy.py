@@ -1,7 +1,7 @@
 """cpu-heavy: CPU-bound jobs compete with the API for the machine."""
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="cpu-heavy",

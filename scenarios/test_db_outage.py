@@ -2,10 +2,10 @@
 
 from contextlib import closing
 
-from harness.faults import Fault
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
-from harness.schedule import At, Step
+from harness.front.pytest_plugin import RunScenario
+from harness.model.fault import Fault
+from harness.model.scenario import Scenario
+from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
     name="db-outage",

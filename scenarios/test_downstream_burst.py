@@ -6,13 +6,13 @@ The old stand-in service (a thread per connection, an accept backlog of 5) fell 
 after this: every attempt failed with ReadTimeout from ~10 s after the latency fault to the end of
 the run, an artefact of the harness, not of BackgroundTasks. This scenario keeps that probe: after
 the last heal, attempts must stop failing within RECOVER_S, and the harness's instruments must not
-have found it the bottleneck (harness.instruments).
+have found it the bottleneck (harness.analysis.instruments).
 """
 
-from harness.faults import Fault
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
-from harness.schedule import At, Step
+from harness.front.pytest_plugin import RunScenario
+from harness.model.fault import Fault
+from harness.model.scenario import Scenario
+from harness.model.schedule import At, Step
 
 RECOVER_S = 15.0
 """After the last heal, attempts may fail this long (those caught by the faults); none after it."""

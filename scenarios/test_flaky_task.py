@@ -1,7 +1,7 @@
 """flaky-task: attempts raise with probability fail_p."""
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="flaky-task",

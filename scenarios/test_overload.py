@@ -1,7 +1,7 @@
 """overload: tasks arrive faster than the workers can run them."""
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="overload",

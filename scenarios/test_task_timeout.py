@@ -1,7 +1,7 @@
 """task-timeout: some attempts hang past the execution timeout and ignore cancellation."""
 
-from harness.pytest_plugin import RunScenario
-from harness.scenario import Scenario
+from harness.front.pytest_plugin import RunScenario
+from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
     name="task-timeout",

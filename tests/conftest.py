@@ -7,8 +7,8 @@ from contextlib import closing
 
 import pytest
 
-from harness.ledger_pg import EmbeddedPostgresStore
-from harness.services import Infra
+from harness.ledger.postgres import EmbeddedPostgresStore
+from harness.runtime.infra import Infra
 
 
 @pytest.fixture(scope="module")

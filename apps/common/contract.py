@@ -16,10 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-ENV_TASK_CONFIG = "HARNESS_TASK_CONFIG"
-"""Environment variable with the scenario's task settings as JSON (see :class:`TaskConfig`)."""
-ENV_DOWNSTREAM = "HARNESS_DOWNSTREAM_URL"
-"""Environment variable with the downstream service's base URL (through its Toxiproxy link)."""
+from harness.model.env import ENV_TASK_CONFIG
 
 
 class JobParams(BaseModel):

@@ -15,8 +15,9 @@ import time
 
 import httpx
 
-from apps.common.contract import ENV_DOWNSTREAM, TaskConfig, TaskRequest
+from apps.common.contract import TaskConfig, TaskRequest
 from harness.ledger import Recorder
+from harness.model.env import ENV_DOWNSTREAM
 
 
 class JobFailure(RuntimeError):

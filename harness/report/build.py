@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness import results
-from harness.ledger import Ledger, sqlite_url
+from harness.analysis import results
+from harness.ledger import open_ledger, sqlite_url
+from harness.model.paths import PROJECT_ROOT
 from harness.report.calls import CLIENT, SERVER, summarize
 from harness.report.export import HISTORY_FILE, write_history
 from harness.report.metrics import applicable, ordered_runs
@@ -30,7 +31,6 @@ from harness.report.pages import (
 )
 from harness.report.series import read_series
 from harness.report.stories import stories
-from harness.spec import PROJECT_ROOT
 
 REPORTS_DIR = Path(os.environ.get("HARNESS_REPORTS_DIR", PROJECT_ROOT / "reports"))
 """Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``)."""
@@ -99,7 +99,7 @@ def _system_view(scenario_dir: Path, run: dict[str, Any]) -> tuple[SystemView, l
     if not path.exists():
         note = f"no ledger at {_rel(path, scenario_dir)}: charts and drill-down unavailable"
         return SystemView(run, note=note), []
-    ledger = Ledger(sqlite_url(path))
+    ledger = open_ledger(sqlite_url(path))
     try:
         series = read_series(ledger, system)
         told = stories(ledger, series.t0, run.get("lost_ids") or [], run.get("duplicated_ids") or [],

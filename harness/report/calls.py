@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from harness.checker import Latency
-from harness.history import Span
+from harness.analysis.checker import Latency
+from harness.model.history import Span
 
 CLIENT = "downstream.client"
 """Span the job records around its call (apps/common/job.py)."""

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.results import REDACTED
 from harness.ledger import Ledger
-from harness.results import REDACTED
 
 HISTORY_FILE = "history.jsonl"
 """Name of the export in a system's run directory."""

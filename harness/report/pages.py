@@ -160,7 +160,7 @@ def headline_table(doc: dict[str, Any]) -> str:
 
 
 def _recovery_text(fault: dict[str, Any]) -> str:
-    """How the fault's recovery was measured and what came out (see harness.checker)."""
+    """How the fault's recovery was measured and what came out (see harness.analysis.checker)."""
     if "recovery_s" not in fault or fault.get("action") == "skipped":
         return ""
     rec, kind = fault.get("recovery_s"), fault.get("recovery_kind", "rate")
@@ -300,7 +300,7 @@ def _rss(run: dict[str, Any], process: str) -> str:
 
 
 def _degraded(run: dict[str, Any]) -> str:
-    """Whether the harness kept up, with its instruments' peaks outside fault windows (harness.instruments)."""
+    """Whether the harness kept up, with its instruments' peaks outside fault windows (harness.analysis.instruments)."""
     if "harness_degraded" not in run:
         return "not checked"
     peaks = (run.get("harness_instruments") or {}).get("peaks") or {}

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from harness.checker import percentile
+from harness.analysis.checker import percentile
 from harness.ledger import Ledger, task_rows
 
 NICE_WIDTHS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -27,7 +27,7 @@ CALL_PERCENTILES = (50, 99)
 INSTRUMENTS = (("downstream", "service_p99_ms", "downstream service p99"),
                ("downstream", "poll_ms", "downstream /stats answer"),
                ("sampler", "ledger_write_ms", "ledger write"))
-"""Harness instruments charted (source, metric, label), all in milliseconds (see harness.instruments)."""
+"""Harness instruments charted (source, metric, label), all in milliseconds (see harness.analysis.instruments)."""
 
 Point = tuple[float, float]
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.history import Event, Op, Span
 from harness.ledger import Ledger
+from harness.model.history import Event, Op, Span
 from harness.report.calls import CLIENT, SERVER, Call, pair
 from harness.report.export import scrub_tokens
 

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from apps.common.contract import TaskConfig, TaskRequest
-from harness.ledger import Ledger
-from harness.load import AsyncDriver, LoadPlan
-from harness.services import Infra
-from harness.spec import find_systems
-from harness.stack import Stack
+from harness.ledger import create_ledger
+from harness.load.drivers import AsyncDriver
+from harness.model.load import LoadPlan
+from harness.model.spec import find_systems
+from harness.runtime.infra import Infra
+from harness.runtime.stack import Stack
 
 MALFORMED = [
     b"not json",
@@ -36,7 +37,7 @@ MALFORMED = [
 @pytest.fixture(params=["native", "hatchet"])
 def stack(request: pytest.FixtureRequest, infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     spec = find_systems()[request.param]
-    ledger = Ledger.create(tmp_path / "ledger.db")
+    ledger = create_ledger(tmp_path / "ledger.db")
     stack = Stack(spec, tmp_path, ledger, infra, TaskConfig(), f"contract-{tmp_path.name}", lambda m: None)
     try:
         stack.up()
@@ -142,7 +143,7 @@ def live(request: pytest.FixtureRequest, infra: Infra, tmp_path_factory: pytest.
     """One running stack per system under test (each found by ``find_systems``), for the whole module."""
     spec = find_systems()[request.param]
     run_dir = tmp_path_factory.mktemp(f"fuzz-{spec.name}")
-    stack = Stack(spec, run_dir, Ledger.create(run_dir / "ledger.db"), infra, TaskConfig(), f"fuzz-{run_dir.name}",
+    stack = Stack(spec, run_dir, create_ledger(run_dir / "ledger.db"), infra, TaskConfig(), f"fuzz-{run_dir.name}",
                   lambda m: None)
     try:
         stack.up()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.capacity import KneeProbe, analyze, time_breakdown, with_references
-from harness.history import Event, Op, Span
-from harness.ledger import Ledger
-from harness.load import LoadPlan
+from harness.analysis.capacity import KneeProbe, analyze, time_breakdown, with_references
+from harness.ledger import Ledger, create_ledger
+from harness.model.history import Event, Op, Span
+from harness.model.load import LoadPlan
 
 PLAN = LoadPlan(rate=10, duration_s=9, steps=((10, 3), (20, 3), (40, 3)))
 START = 1_000_000.0
@@ -17,7 +17,7 @@ CAPACITY = 15.0
 
 def simulated_ledger(tmp_path: Path) -> Ledger:
     """Every request accepted at once; a single queue completes CAPACITY tasks per second, 0.2 s each at least."""
-    ledger = Ledger.create(tmp_path / "ledger.db")
+    ledger = create_ledger(tmp_path / "ledger.db")
     free_at = START
     for i in range(PLAN.count):
         sent = START + PLAN.due_s(i)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.ceilings import execution_times, per_second
+from apps.hatchet.ceilings import execution_times, per_second
 
 GREY, GREEN, BOLD, RESET = "\x1b[90m", "\x1b[32m", "\x1b[1m", "\x1b[0m"
 LOG = "".join([

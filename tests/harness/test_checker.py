@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.checker import (
+from harness.analysis.checker import (
     Classification,
     Latency,
     catch_up_time,
@@ -20,8 +20,8 @@ from harness.checker import (
     percentile,
     recovery_time,
 )
-from harness.history import Event, FaultRecord, Op
-from harness.ledger import Ledger, TaskRow
+from harness.ledger import Ledger, TaskRow, create_ledger
+from harness.model.history import Event, FaultRecord, Op
 
 
 def row(
@@ -335,7 +335,7 @@ def test_recovery_reference_window_starts_no_earlier_than_t0() -> None:
 
 
 def _ledger_with_run(tmp_path: Path, *, all_lost: bool = False) -> Ledger:
-    led = Ledger.create(tmp_path / "ledger.db")
+    led = create_ledger(tmp_path / "ledger.db")
     t0 = 1000.0
     led.set_meta("t0", t0)
     led.record_op(Op("w1", "native", "sleep", "warmup", t0 - 5, t0 - 4.99, "ok"))

@@ -16,12 +16,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from apps.common.contract import TaskRequest
-from harness.catalog import discover
-from harness.cli import main, select_runs
-from harness.procs import free_port
-from harness.scenario import DAY_S, LIMITS, LONG_S, Params, Scenario
-from harness.schedule import At
-from harness.spec import PROJECT_ROOT, SystemSpec, find_systems
+from harness.backends.base import free_port
+from harness.front.catalog import discover
+from harness.front.cli import main, select_runs
+from harness.model.params import DAY_S, LIMITS, LONG_S, Params
+from harness.model.paths import PROJECT_ROOT
+from harness.model.scenario import Scenario
+from harness.model.schedule import At
+from harness.model.spec import SystemSpec, find_systems
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
@@ -143,7 +145,7 @@ def test_bad_parameters_are_refused_before_anything_starts(tmp_path: Path, param
 
 
 def run_in_process(*argv: str) -> tuple[int, str, str]:
-    """harness.cli.main in this process: (exit status, stdout, stderr)."""
+    """harness.front.cli.main in this process: (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

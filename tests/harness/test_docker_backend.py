@@ -17,8 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import docker_backend, tools
-from harness.docker_backend import (
+from harness import tools
+from harness.backends import docker as docker_backend
+from harness.backends.base import Health, free_port, http_ok
+from harness.backends.docker import (
     LABEL_RUN,
     Container,
     DockerBackend,
@@ -30,9 +32,8 @@ from harness.docker_backend import (
     mounts_for,
     program,
 )
-from harness.docker_images import Images, ensure
-from harness.procs import Health, free_port, http_ok
-from harness.spec import PROJECT_ROOT
+from harness.backends.images import Images, ensure
+from harness.model.paths import PROJECT_ROOT
 
 IMAGES = Images(app="app:1", postgres="pg:18", hatchet_engine="engine:1", hatchet_api="api:1",
                 hatchet_migrate="migrate:1", hatchet_admin="admin:1", toxiproxy="toxi:1", redis="redis:7",
@@ -40,8 +41,8 @@ IMAGES = Images(app="app:1", postgres="pg:18", hatchet_engine="engine:1", hatche
 
 
 def test_program_maps_each_server_to_its_image() -> None:
-    assert program(IMAGES, [sys.executable, "-m", "harness.downstream", "--port", "1"]) == (
-        "app:1", ["python", "-m", "harness.downstream", "--port", "1"])
+    assert program(IMAGES, [sys.executable, "-m", "harness.servers.downstream", "--port", "1"]) == (
+        "app:1", ["python", "-m", "harness.servers.downstream", "--port", "1"])
     engine = str(tools.hatchet_bin("hatchet-engine"))
     assert program(IMAGES, [engine, "--config", "/x"]) == ("engine:1", ["/hatchet/hatchet-engine", "--config", "/x"])
     assert program(IMAGES, [str(tools.hatchet_bin("hatchet-api"))])[0] == "api:1"
@@ -54,9 +55,9 @@ def test_program_maps_each_server_to_its_image() -> None:
 
 
 def test_isolated_is_the_netns_inside_wrapper_only() -> None:
-    assert isolated([sys.executable, "-m", "harness.netns", "inside", "--unix", "s", "--port", "1", "--", "x"])
-    assert not isolated([sys.executable, "-m", "harness.netns", "outside", "--unix", "s", "--port", "1"])
-    assert not isolated(["/usr/bin/python3", "-m", "harness.netns", "inside"])
+    assert isolated([sys.executable, "-m", "harness.backends.netns", "inside", "--unix", "s", "--port", "1", "--", "x"])
+    assert not isolated([sys.executable, "-m", "harness.backends.netns", "outside", "--unix", "s", "--port", "1"])
+    assert not isolated(["/usr/bin/python3", "-m", "harness.backends.netns", "inside"])
 
 
 def test_mounts_are_the_checkout_read_only_the_run_and_named_temp_dirs(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_exit_status_matches_the_process_backend() -> None:
 
 
 def test_the_process_backend_never_imports_the_docker_sdk() -> None:
-    code = "import sys, harness.cli, harness.pytest_plugin, harness.session; print('docker' in sys.modules)"
+    code = "import sys, harness.front.cli, harness.front.pytest_plugin, harness.session; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "False"
 
@@ -170,11 +171,11 @@ def test_container_lifecycle_kill_pause_restart_stop(backend: DockerBackend, tmp
 def test_bind_everything_server_is_reachable_on_127_0_0_1_only(backend: DockerBackend, tmp_path: Path) -> None:
     port = free_port()
     sock = str(tmp_path / "api.sock")
-    inside = backend.process(name="api", argv=[sys.executable, "-m", "harness.netns", "inside", "--unix", sock,
+    inside = backend.process(name="api", argv=[sys.executable, "-m", "harness.backends.netns", "inside", "--unix", sock,
                                                "--port", str(port), "--", sys.executable, "-m", "http.server",
                                                str(port)],
                              log_path=tmp_path / "api.log", health=Health(log="namespace ready"), cwd=tmp_path)
-    bridge = backend.process(name="api-bridge", argv=[sys.executable, "-m", "harness.netns", "outside", "--unix", sock,
+    bridge = backend.process(name="api-bridge", argv=[sys.executable, "-m", "harness.backends.netns", "outside", "--unix", sock,
                                                       "--port", str(port)],
                              log_path=tmp_path / "bridge.log", health=Health(http=f"http://127.0.0.1:{port}/"))
     assert isinstance(inside, Container) and isinstance(bridge, PublishedPort)
@@ -195,8 +196,8 @@ def test_bind_everything_server_is_reachable_on_127_0_0_1_only(backend: DockerBa
 _HOLDER = """
 import json, sys, time
 from pathlib import Path
-from harness.docker_backend import DockerBackend, connect
-from harness.docker_images import Images
+from harness.backends.docker import DockerBackend, connect
+from harness.backends.images import Images
 b = DockerBackend(connect(), sys.argv[2], Images(**json.loads(sys.argv[1])), sys.argv[3])
 p = b.process(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(600)"], log_path=Path(sys.argv[4]))
 p.start()

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.docker_backend import connect, containers, name_of
-from harness.docker_images import Images, app_image, ensure, inputs_hash, marker_extras
-from harness.procs import free_port
-from harness.spec import PROJECT_ROOT
+from harness.backends.base import free_port
+from harness.backends.docker import connect, containers, name_of
+from harness.backends.images import Images, app_image, ensure, inputs_hash, marker_extras
+from harness.model.paths import PROJECT_ROOT
 
 
 def test_inputs_hash_follows_content_and_args(tmp_path: Path) -> None:

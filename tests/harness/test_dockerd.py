@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.docker_backend import connect
-from harness.dockerd import private_engine, running_private_engines
+from harness.backends.docker import connect
+from harness.backends.dockerd import private_engine, running_private_engines
 
 
 @pytest.mark.docker

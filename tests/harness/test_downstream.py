@@ -22,12 +22,13 @@ import pytest
 
 from apps.common import job
 from apps.common.contract import ENV_DOWNSTREAM
-from harness.downstream import BACKLOG, listen_socket
-from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger, Recorder
-from harness.procs import Health, LocalBackend, ManagedProcess, free_port
+from harness.backends.base import Health, free_port
+from harness.backends.local import LocalBackend, ManagedProcess
+from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger, Recorder, create_ledger, open_ledger
+from harness.model.paths import PROJECT_ROOT
 from harness.report.calls import pair
-from harness.sampler import Sampler, poll_stats, stats_samples, stats_url
-from harness.spec import PROJECT_ROOT
+from harness.runtime.sampler import Sampler, poll_stats, stats_samples, stats_url
+from harness.servers.downstream import BACKLOG, listen_socket
 
 
 @dataclass
@@ -46,10 +47,10 @@ def _env(ledger: Ledger) -> dict[str, str]:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    ledger = Ledger.create(tmp_path / "ledger.db")
+    ledger = create_ledger(tmp_path / "ledger.db")
     port = free_port()
     proc = LocalBackend().process(
-        name="downstream", argv=[sys.executable, "-m", "harness.downstream", "--port", str(port)],
+        name="downstream", argv=[sys.executable, "-m", "harness.servers.downstream", "--port", str(port)],
         env=_env(ledger), log_path=tmp_path / "downstream.log", roles=("downstream",),
         health=Health(http=f"http://127.0.0.1:{port}/healthz"), cwd=PROJECT_ROOT, stop_grace_s=5)
     proc.start()
@@ -93,7 +94,7 @@ def test_records_every_call_once_and_its_span(service: Service) -> None:
 
 def test_answers_only_after_the_record_is_committed(service: Service) -> None:
     # Hold the ledger's write lock: the service may take the call but must not answer until it can commit.
-    blocker = Ledger(service.ledger.url)
+    blocker = open_ledger(service.ledger.url)
     blocker.conn.execute("BEGIN IMMEDIATE")
     answered: list[tuple[float, int]] = []
 
@@ -202,8 +203,8 @@ def test_sampler_records_the_service_instruments(service: Service) -> None:
 
 
 def test_bad_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    ledger = Ledger.create(tmp_path / "ledger.db")
-    cmd = [sys.executable, "-m", "harness.downstream", "--port"]
+    ledger = create_ledger(tmp_path / "ledger.db")
+    cmd = [sys.executable, "-m", "harness.servers.downstream", "--port"]
     bare = {k: v for k, v in os.environ.items() if k not in (ENV_LEDGER, ENV_SYSTEM, ENV_PROCESS)}
     no_env = subprocess.run([*cmd, str(free_port())], cwd=PROJECT_ROOT, env=bare, capture_output=True, text=True,
                             timeout=30)

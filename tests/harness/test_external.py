@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import netns
-from harness.external import EngineUnusable, select_engine
-from harness.procs import free_port
-from harness.services import HatchetEngine, Infra
-from harness.spec import PROJECT_ROOT
+from apps.hatchet.engine import HatchetEngine
+from apps.hatchet.external import EngineUnusable, select_engine
+from harness.backends import netns
+from harness.backends.base import free_port
+from harness.model.paths import PROJECT_ROOT
+from harness.runtime.infra import Infra
 
 HARNESS = [sys.executable, "-m", "harness"]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.hosts import Host, Hosts, HostsUnavailable, check_placement, placement
-from harness.services import stack_units
-from harness.spec import PROJECT_ROOT, find_systems
+from harness.backends.hosts import Host, Hosts, HostsUnavailable, check_placement, placement
+from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import find_systems
+from harness.runtime.infra import stack_units
 
 HARNESS = [sys.executable, "-m", "harness"]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")
@@ -170,10 +171,11 @@ def test_worker_partition_across_hosts_with_a_postgres_ledger(tmp_path: Path) ->
 
 @needs_root
 def test_locust_workers_on_two_hosts_write_one_history_to_a_postgres_ledger(tmp_path: Path) -> None:
-    from harness.ceilings import CannedEndpoint
-    from harness.hosts import HostsBackend
-    from harness.ledger_pg import EmbeddedPostgresStore
-    from harness.load import LoadPlan, LocustDriver, worker_names
+    from harness.backends.hosts import HostsBackend
+    from harness.ledger.postgres import EmbeddedPostgresStore
+    from harness.load.drivers import LocustDriver, worker_names
+    from harness.model.load import LoadPlan
+    from harness.runtime.ceilings import CannedEndpoint
 
     backend = HostsBackend(Hosts(2))
     backend.place([["locust"], *([w] for w in worker_names(2))])

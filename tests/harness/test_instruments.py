@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.history import FaultRecord, Sample
-from harness.instruments import LIMITS, SUSTAINED, Limit, assess, windows
+from harness.analysis.instruments import LIMITS, SUSTAINED, Limit, assess, windows
+from harness.model.history import FaultRecord, Sample
 
 T0 = 1_800_000_000.0
 SERVICE = ("downstream", "service_p99_ms")

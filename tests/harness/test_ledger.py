@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 
 import pytest
 
-from harness.history import Event, FaultRecord, Op
 from harness.ledger import (
     ENV_LEDGER,
     ENV_PROCESS,
@@ -26,10 +25,13 @@ from harness.ledger import (
     SqliteLedger,
     SqliteStore,
     TaskRow,
+    create_ledger,
+    open_ledger,
     sqlite_url,
     task_rows,
 )
-from harness.ledger_pg import PostgresLedger
+from harness.ledger.postgres import PostgresLedger
+from harness.model.history import Event, FaultRecord, Op
 
 BACKENDS = ("sqlite", "postgres")
 _names = itertools.count()
@@ -61,7 +63,7 @@ def ev(task_id: str, type: str, t: float, attempt: int = 1, pid: int = 100, proc
 
 def test_create_makes_parent_dirs_and_a_wal_database(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "ledger.db"
-    led = Ledger.create(path)
+    led = create_ledger(path)
     assert path.exists()
     assert led.url == sqlite_url(path) == f"sqlite:///{path.resolve()}"
     assert led.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -71,26 +73,26 @@ def test_create_makes_parent_dirs_and_a_wal_database(tmp_path: Path) -> None:
 
 def test_create_refuses_an_existing_ledger_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
-    Ledger.create(path).record_op(op("t1"))
+    create_ledger(path).record_op(op("t1"))
     with pytest.raises(FileExistsError, match="already exists"):
-        Ledger.create(path)
-    assert [o.task_id for o in Ledger(sqlite_url(path)).ops()] == ["t1"]
+        create_ledger(path)
+    assert [o.task_id for o in open_ledger(sqlite_url(path)).ops()] == ["t1"]
 
 
 def test_open_by_url_of_missing_file_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no ledger at"):
-        Ledger(sqlite_url(tmp_path / "nope.db"))
+        open_ledger(sqlite_url(tmp_path / "nope.db"))
 
 
 def test_unsupported_url_raises() -> None:
     with pytest.raises(ValueError, match="unsupported ledger URL"):
-        Ledger("mysql://localhost/ledger")
+        open_ledger("mysql://localhost/ledger")
 
 
 def test_the_url_picks_the_backend(ledger: Ledger) -> None:
     expected = PostgresLedger if ledger.url.startswith("postgresql://") else SqliteLedger
     assert type(ledger) is expected
-    assert type(Ledger(ledger.url)) is expected
+    assert type(open_ledger(ledger.url)) is expected
 
 
 # ---- write/read round trips ------------------------------------------------------------------
@@ -175,7 +177,7 @@ def test_samples_round_trip(ledger: Ledger) -> None:
 
 
 def test_writes_are_visible_to_a_second_ledger_object(ledger: Ledger) -> None:
-    other = Ledger(ledger.url)
+    other = open_ledger(ledger.url)
     ledger.record_op(op("t1"))
     ledger.record_event(ev("t1", "effect", 3.0))
     assert [o.task_id for o in other.ops()] == ["t1"]

@@ -13,17 +13,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.history import Event, Op, Span
+from harness.backends.base import free_port
 from harness.ledger import (
     LEDGER_FILE,
-    Ledger,
     LedgerMissing,
     LedgerOptionError,
     SqliteLedger,
     check_option,
+    open_ledger,
     task_rows,
 )
-from harness.ledger_pg import (
+from harness.ledger.postgres import (
     EmbeddedPostgresStore,
     PostgresLedger,
     PostgresStore,
@@ -34,7 +34,7 @@ from harness.ledger_pg import (
     schema_of,
     with_schema,
 )
-from harness.procs import free_port
+from harness.model.history import Event, Op, Span
 
 _serial = iter(range(1_000_000))
 
@@ -97,7 +97,7 @@ def test_store_makes_a_fresh_schema_per_run_and_refuses_an_existing_one(pg_store
     led.record_op(Op("t1", "native", "sleep", "measure", 1.0, 1.1, "ok", 202))
     with pytest.raises(FileExistsError, match=r"already exists in .* schema ledger_run1_app_kill_native"):
         pg_store.create(tmp_path / "again", "run1_app-kill_native")
-    assert [o.task_id for o in Ledger(led.url).ops()] == ["t1"], "the refused run must not touch the first one"
+    assert [o.task_id for o in open_ledger(led.url).ops()] == ["t1"], "the refused run must not touch the first one"
     other = pg_store.create(tmp_path / "hatchet", "run1_app-kill_hatchet")
     assert other.ops() == []
     described = pg_store.describe(tmp_path)
@@ -116,7 +116,7 @@ def test_a_run_directory_holding_a_ledger_is_refused(pg_store: EmbeddedPostgresS
 
 def test_a_schema_without_a_ledger_is_missing(pg_store: EmbeddedPostgresStore) -> None:
     with pytest.raises(LedgerMissing, match=r"no ledger in .* schema ledger_nothing_here"):
-        Ledger(with_schema(pg_store.url, "ledger_nothing_here"))
+        open_ledger(with_schema(pg_store.url, "ledger_nothing_here"))
 
 
 def test_check_server_accepts_the_store_and_leaves_nothing(pg_store: EmbeddedPostgresStore, tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_save_copies_every_table_into_sqlite_exactly(pg_store: EmbeddedPostgresS
     led.fault_started("pause", "worker", t=100.7)
     led.record_sample("api", "rss_bytes", 123456789, t=100.2)
     assert led.save() == tmp_path / "native" / LEDGER_FILE
-    copy = Ledger(f"sqlite:///{led.path}")
+    copy = open_ledger(f"sqlite:///{led.path}")
     assert isinstance(copy, SqliteLedger)
     assert copy.meta() == led.meta()
     assert copy.ops() == led.ops() and len(copy.ops()) == 25_004
@@ -196,7 +196,7 @@ def test_a_lost_connection_makes_a_write_raise_not_vanish(pg_store: EmbeddedPost
     led = fresh(pg_store, tmp_path)
     led.record_sample("main", "x", 1.0)
     (backend,) = led.query("SELECT pg_backend_pid()").fetchone()
-    other = Ledger(led.url)
+    other = open_ledger(led.url)
     assert other.query("SELECT pg_terminate_backend(?)", (backend,)).fetchone() == (True,)
     with pytest.raises(psycopg.DatabaseError):  # "server closed the connection unexpectedly"
         led.record_sample("main", "x", 2.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leftovers import SHM_DIR, Owned, entries, in_use, mapped_by, sysv_segments
+from harness.backends.leftovers import SHM_DIR, Owned, entries, in_use, mapped_by, sysv_segments
 
 # A process that creates (or opens) /dev/shm/NAME, maps it, optionally creates a System V segment,
 # prints "ready <shmid>" and waits to be killed, as a Postgres or a Hatchet worker would.

@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from apps.common.contract import TaskConfig
-from harness.ledger import Ledger
-from harness.load import LoadPlan, LocustDriver
-from harness.procs import free_port
-from harness.services import Infra
-from harness.spec import find_systems
-from harness.stack import Stack
+from harness.backends.base import free_port
+from harness.ledger import Ledger, create_ledger
+from harness.load.drivers import LocustDriver
+from harness.model.load import LoadPlan
+from harness.model.spec import find_systems
+from harness.runtime.infra import Infra
+from harness.runtime.stack import Stack
 
 
 @pytest.fixture
 def native(infra: Infra, tmp_path: Path) -> Iterator[Stack]:
-    ledger = Ledger.create(tmp_path / "native" / "ledger.db")
+    ledger = create_ledger(tmp_path / "native" / "ledger.db")
     stack = Stack(find_systems()["native"], tmp_path / "native", ledger, infra, TaskConfig(), "load", lambda m: None)
     try:
         stack.up()

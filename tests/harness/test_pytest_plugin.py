@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.spec import PROJECT_ROOT
+from harness.model.paths import PROJECT_ROOT
 
 
 def pytest_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from harness.catalog import discover
-from harness.history import Event, Op
-from harness.ledger import Ledger
+from harness.front.catalog import discover
+from harness.ledger import Ledger, create_ledger
+from harness.model.history import Event, Op
+from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import find_systems
 from harness.report import verdict
 from harness.report.charts import align, cdf_chart, share_ranges, spec, wants_log
 from harness.report.export import history_records, scrub_tokens, write_history
@@ -33,7 +35,6 @@ from harness.report.series import (
 )
 from harness.report.stories import stories
 from harness.session import Session, new_run_id
-from harness.spec import PROJECT_ROOT, find_systems
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -214,7 +215,7 @@ def test_text_table_columns_stay_aligned_whatever_labels_values_and_systems(syst
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     """A small ledger of one native run, written through the real Ledger API."""
-    led = Ledger.create(tmp_path / "native" / "ledger.db")
+    led = create_ledger(tmp_path / "native" / "ledger.db")
     led.set_meta("t0", T0)
     led.set_meta("drain_end", T0 + 10)
     ops = [Op("m1", "native", "sleep", "measure", T0 + 0.1, T0 + 0.12, "ok", 202, None, "builtin"),

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.history import Event, Op, Span
-from harness.ledger import Ledger
+from harness.ledger import Ledger, create_ledger
+from harness.model.history import Event, Op, Span
 from harness.report.calls import CLIENT, SERVER, pair, summarize
 from harness.report.charts import time_charts
 from harness.report.pages import ScenarioView, SystemView, render_run_index, render_scenario
@@ -63,7 +63,7 @@ def test_summary_counts_outcomes_and_lists_the_slowest() -> None:
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     """A native run whose one lost task's call timed out at the client though the service answered it at once."""
-    led = Ledger.create(tmp_path / "native" / "ledger.db")
+    led = create_ledger(tmp_path / "native" / "ledger.db")
     led.set_meta("t0", T0)
     led.set_meta("drain_end", T0 + 20)
     led.record_ops([Op("m1", "native", "sleep", "measure", T0 + 0.1, T0 + 0.11, "ok", 202, None, "c"),

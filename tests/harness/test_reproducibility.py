@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from harness.catalog import discover
-from harness.faults import Fault
-from harness.scenario import Scenario
-from harness.schedule import Every, Step
+from harness.front.catalog import discover
+from harness.model.fault import Fault
+from harness.model.scenario import Scenario
+from harness.model.schedule import Every, Step
+from harness.model.spec import find_systems
 from harness.session import Session
-from harness.spec import find_systems
 
 TIME_TOLERANCE_S = 0.5
 """How far the same fault's start and end may move between runs (the runner polls every 50 ms; the

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from apps.common.contract import TaskConfig
-from harness.catalog import discover
-from harness.faults import Fault
-from harness.scenario import LIMITS, ParamError, Params, Scenario
-from harness.schedule import AfterAccepted, At, Every, Step, WhenInFlight
+from harness.front.catalog import discover
+from harness.model.fault import Fault
+from harness.model.params import LIMITS, ParamError, Params
+from harness.model.scenario import Scenario
+from harness.model.schedule import AfterAccepted, At, Every, Step, WhenInFlight
 
 
 def test_override_returns_a_copy() -> None:

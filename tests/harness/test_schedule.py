@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.faults import Fault
-from harness.schedule import AfterAccepted, At, Every, Observation, Schedule, Step, WhenInFlight
+from harness.model.fault import Fault
+from harness.model.schedule import AfterAccepted, At, Every, Observation, Schedule, Step, WhenInFlight
 
 KILL_API = Fault("kill", "api", duration_s=1.0)
 KILL_WORKER = Fault("kill", "worker")

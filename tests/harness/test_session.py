@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends.base import processes_marked
 from harness.ledger import Ledger
-from harness.load import LoadPlan
-from harness.procs import processes_marked
-from harness.scenario import Scenario
+from harness.model.load import LoadPlan
+from harness.model.paths import PROJECT_ROOT
+from harness.model.scenario import Scenario
+from harness.model.spec import find_systems
 from harness.session import Session
-from harness.spec import PROJECT_ROOT, find_systems
 
 
 class ExplodingDriver:
@@ -36,7 +37,7 @@ def leftovers(root: Path) -> list[tuple[int, str]]:
     """Marked processes still alive, ignoring this test process's own reaper."""
     deadline = time.monotonic() + 10
     while True:
-        alive = [(pid, cmd) for pid, cmd in processes_marked(str(root.resolve())) if "harness.reaper" not in cmd]
+        alive = [(pid, cmd) for pid, cmd in processes_marked(str(root.resolve())) if "harness.backends.reaper" not in cmd]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
@@ -52,7 +53,7 @@ def test_failed_scenario_leaves_no_process(tmp_path: Path, system: str) -> None:
             session.run(scenario, [spec], scenario.params())
         # The failed run stopped its own processes; only the shared servers are left until close.
         shared = [cmd for _, cmd in leftovers_now(tmp_path)]
-        servers = ("bin/server", "postgres", "hatchet-engine", "hatchet-api", "harness.netns")
+        servers = ("bin/server", "postgres", "hatchet-engine", "hatchet-api", "harness.backends.netns")
         assert all(any(s in c for s in servers) for c in shared), shared
     finally:
         session.close()
@@ -105,7 +106,7 @@ def test_sigkill_of_the_harness_still_stops_every_process(tmp_path: Path) -> Non
 
 
 def leftovers_now(root: Path) -> list[tuple[int, str]]:
-    return [(pid, cmd) for pid, cmd in processes_marked(str(root.resolve())) if "harness.reaper" not in cmd]
+    return [(pid, cmd) for pid, cmd in processes_marked(str(root.resolve())) if "harness.backends.reaper" not in cmd]
 
 
 

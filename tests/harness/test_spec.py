@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import Fault, not_applicable
-from harness.links import match_links
-from harness.procs import Health
-from harness.services import DB_LINK
-from harness.spec import APPS_DIR, ProcessTemplate, SpecError, SystemSpec, find_systems, health_of
-from harness.stack import planned_links, planned_processes
+from harness.backends.base import Health
+from harness.model.fault import Fault
+from harness.model.links import match_links
+from harness.model.paths import APPS_DIR
+from harness.model.spec import (
+    ProcessTemplate,
+    SpecError,
+    SystemSpec,
+    find_systems,
+    not_applicable,
+    planned_links,
+    planned_processes,
+)
+from harness.runtime.infra import DB_LINK
+from harness.servers.command import health_of
 
 
 @pytest.fixture(scope="module")

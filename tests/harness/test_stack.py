@@ -10,20 +10,20 @@ import psutil
 import pytest
 
 from apps.common.contract import TaskConfig
-from harness import netns
-from harness.external import ExternalHatchet
-from harness.ledger import Ledger
-from harness.procs import HealthTimeout, Proc
-from harness.services import Infra
-from harness.spec import find_systems
-from harness.stack import Stack
+from apps.hatchet.external import ExternalHatchet
+from harness.backends import netns
+from harness.backends.base import HealthTimeout, Proc
+from harness.ledger import create_ledger
+from harness.model.spec import find_systems
+from harness.runtime.infra import Infra
+from harness.runtime.stack import Stack
 
 
 @pytest.fixture(scope="module")
 def hatchet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     infra = Infra(root / "logs")
-    stack = Stack(find_systems()["hatchet"], root, Ledger.create(root / "ledger.db"), infra, TaskConfig(),
+    stack = Stack(find_systems()["hatchet"], root, create_ledger(root / "ledger.db"), infra, TaskConfig(),
                   f"stack-{root.name}", lambda m: None)
     try:
         stack.up()
@@ -85,7 +85,7 @@ def test_a_server_failing_its_health_check_stops_the_run_with_its_log_and_leaves
         '[[process]]\nname = "api"\nroles = ["api"]\nlinks = ["broker"]\n'
         'command = ["{python}", "-c", "import time; time.sleep(60)"]\n')
     spec = find_systems(tmp_path / "apps")["broken"]
-    stack = Stack(spec, tmp_path / "run", Ledger.create(tmp_path / "run" / "ledger.db"), infra, TaskConfig(),
+    stack = Stack(spec, tmp_path / "run", create_ledger(tmp_path / "run" / "ledger.db"), infra, TaskConfig(),
                   "broken", lambda m: None)
     try:
         with pytest.raises(HealthTimeout) as exc:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger import Ledger
-from harness.spec import PROJECT_ROOT
+from harness.ledger import open_ledger
+from harness.model.paths import PROJECT_ROOT
 from tests.harness.test_session import _wait_for, leftovers, leftovers_now
 
 
@@ -42,7 +42,7 @@ def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path,
         run = subprocess.run(command + " --headless -u 2 -r 2 -t 2s", shell=True, cwd="/", capture_output=True,
                              text=True, timeout=60)
         assert run.returncode == 0, run.stderr[-2000:]
-        ops = Ledger(ledger_url.group(1)).ops()
+        ops = open_ledger(ledger_url.group(1)).ops()
         assert ops and {o.outcome for o in ops} == {"ok"}, run.stderr[-2000:]
         assert len({o.task_id for o in ops}) == len(ops)
     finally:
@@ -51,5 +51,5 @@ def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path,
     assert proc.returncode == code, rest
     if sig == signal.SIGINT:
         assert "native stopped" in rest
-        assert Ledger(f"sqlite:///{tmp_path / 'native' / 'ledger.db'}").ops() == ops, "the run dir's copy is whole"
+        assert open_ledger(f"sqlite:///{tmp_path / 'native' / 'ledger.db'}").ops() == ops, "the run dir's copy is whole"
     assert leftovers(tmp_path) == []

@@ -1,0 +1,96 @@
+"""Hatchet's reference ceiling: what its own load tester gets through the run's engine.
+
+``hatchet-loadtest`` of the pinned module and tag (a Go client pushing events, its own Go worker
+running the triggered runs) against the engine in a namespace of its own. The figure is runs
+started per second from the worker's log, i.e. what the engine executes end to end, even when it
+falls behind the pushes; a run where the pushes were below 1.5x that rate is marked emitter-bound.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from apps.hatchet import tools
+
+LOADTEST_RATE = 600
+"""Events per second asked of hatchet-loadtest: above what this machine's engine sustains, so it shows its limit."""
+LOADTEST_SECONDS = 10
+"""How long hatchet-loadtest pushes."""
+LOADTEST_SLOTS = 100
+"""Slots of hatchet-loadtest's worker (the Hatchet system has 2 workers x 50 by default)."""
+_EXECUTING = re.compile(r"^(\S+) \S+ executing \d+ took", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def execution_times(log: str) -> list[float]:
+    """Epoch seconds at which the load tester's worker started each run (its ``executing N took D`` lines, ms)."""
+    return sorted(datetime.fromisoformat(stamp).timestamp() for stamp in _EXECUTING.findall(_ANSI.sub("", log)))
+
+
+def per_second(times: list[float]) -> list[int]:
+    """How many of times fall in each second from the first."""
+    if not times:
+        return []
+    counts = [0] * (int(times[-1] - times[0]) + 1)
+    for t in times:
+        counts[int(t - times[0])] += 1
+    return counts
+
+
+def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_RATE,
+                      seconds: int = LOADTEST_SECONDS) -> dict[str, Any]:
+    """Runs per second the engine that env points at executes for Hatchet's own load tester.
+
+    ``env`` holds the standard HATCHET_CLIENT_* settings (token, address, namespace, TLS). The load
+    tester pushes ``rate`` events per second (each triggers one run) for ``seconds``; its worker
+    logs every run it starts (millisecond timestamps). The figure is runs started per second from
+    the first to the last start: the engine's rate end to end, push to worker, even when it fell
+    behind the pushes. Its own pass/fail latency check is switched off (we want the rate).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [str(tools.bin_path(tools.LOADTEST)), "loadtest", "--events", str(rate), "--duration",
+            f"{seconds}s", "--wait", "5s", "--registrationTimeout", "10s", "--slots", str(LOADTEST_SLOTS),
+            "--averageDurationThreshold", "1h", "--level", "info"]
+    (out_dir / "hatchet-loadtest.cmd").write_text(" ".join(argv) + "\n")  # env (the token) is never written
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=seconds + 150)
+    took = time.monotonic() - t0
+    output = proc.stdout + proc.stderr
+    (out_dir / "hatchet-loadtest.log").write_text(output)
+    found = re.search(r"pushed (\d+), executed (\d+), uniques (\d+)", output)
+    times = execution_times(output)
+    if proc.returncode != 0 or found is None or len(times) < 2:
+        return {"error": f"hatchet-loadtest exited {proc.returncode}: " + " | ".join(output.strip().splitlines()[-3:]),
+                "command": " ".join(argv)}
+    pushed, executed, uniques = (int(x) for x in found.groups())
+    return {
+        "runs_per_s": round((len(times) - 1) / (times[-1] - times[0]), 1),
+        "pushed_per_s": round(pushed / seconds, 1), "asked_per_s": rate, "seconds": seconds,
+        "pushed": pushed, "executed": executed, "uniques": uniques, "executions_per_second": per_second(times),
+        "wall_s": round(took, 1), "command": " ".join(argv), "log": "reference/hatchet-loadtest.log",
+    }
+
+
+
+
+PENDING_TABLES = {"queued": "v1_queue_item", "running": "v1_task_runtime", "retry_waiting": "v1_retry_queue_item",
+                  "internal_messages": '"MessageQueueItem"'}
+"""Engine tables whose rows are work not finished: runs queued, assigned to a worker, waiting for a retry, and
+messages on the Postgres queue (empty with RabbitMQ)."""
+
+
+def pending_runs(psql: Path, host: str, port: int, database: str) -> dict[str, int] | str:
+    """Rows of each :data:`PENDING_TABLES` table in the engine's database now (every tenant and namespace)."""
+    counts: dict[str, int] = {}
+    for what, table in PENDING_TABLES.items():
+        proc = subprocess.run([str(psql), "-h", host, "-p", str(port), "-U", "postgres", "-d", database, "-tA",
+                               "-c", f"SELECT count(*) FROM {table}"], capture_output=True, text=True, timeout=30)
+        if proc.returncode == 0 and proc.stdout.strip().isdigit():
+            counts[what] = int(proc.stdout.strip())
+    return counts or "unknown"

