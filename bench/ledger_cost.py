@@ -58,7 +58,7 @@ def fresh_ledgers(backend: str) -> Iterator[NewLedger]:
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         store: LedgerStore
         if backend == "postgres":
-            from harness.ledger.postgres import EmbeddedPostgresStore
+            from harness.runtime.ledgers import EmbeddedPostgresStore
             store = EmbeddedPostgresStore(Path(tmp) / "logs")
         else:
             store = SqliteStore()

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from apps.common.contract import TaskConfig
 from harness.ledger import create_ledger
+from harness.model.params import Params
 from harness.model.spec import find_systems
 from harness.runtime.infra import Infra
 from harness.runtime.stack import Stack
@@ -33,12 +33,12 @@ def start_times(systems: tuple[str, ...], repeats: int = 3) -> tuple[list[float]
             infra = Infra(root / "logs")
             try:
                 t = time.monotonic()
-                infra.ensure(["hatchet"])
+                infra.acquire(specs["hatchet"], "cold")  # its servers: Postgres, RabbitMQ and the engine
                 cold.append(time.monotonic() - t)
                 for name in systems:
                     run_dir = root / f"{name}-{r}"
-                    stack = Stack(specs[name], run_dir, create_ledger(run_dir / "ledger.db"), infra, TaskConfig(),
-                                  f"bench-{r}", _quiet)
+                    stack = Stack(specs[name], run_dir, create_ledger(run_dir / "ledger.db"), infra,
+                                  Params().task_config(), f"bench-{r}", _quiet)
                     try:
                         t = time.monotonic()
                         stack.up()

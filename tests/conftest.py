@@ -7,8 +7,8 @@ from contextlib import closing
 
 import pytest
 
-from harness.ledger.postgres import EmbeddedPostgresStore
 from harness.runtime.infra import Infra
+from harness.runtime.ledgers import EmbeddedPostgresStore
 
 
 @pytest.fixture(scope="module")

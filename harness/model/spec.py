@@ -13,7 +13,8 @@ Placeholders in commands, environment values and health checks: ``{python}`` (th
 ``{name}`` (the instance's name, ``worker-2``), ``{host}`` (the address it binds: 127.0.0.1, or its
 host's when the run has several), ``{port}`` (a free port picked for that process at run time),
 ``{grace_s}`` (graceful-shutdown seconds), ``{state_dir}`` (servers: a private data directory kept
-across restarts), ``{ports.NAME}`` (servers: more free ports, e.g. ``{ports.dist}``), and
+across restarts), ``{ports.NAME}`` (servers: more free ports, e.g. ``{ports.dist}``), ``{here}``
+(servers: the directory of the system.toml, for a launcher script beside it), and
 ``{<server>}`` (the ``host:port`` a process reaches that server at, through its link).
 
 This module is data: it imports nothing of the runtime.
@@ -107,6 +108,8 @@ class ServerTemplate:
     image: dict[str, Any] = field(default_factory=dict)
     """Where the Docker backend finds its program: ``official`` (an image name) and ``debian`` (packages of the
     locally built image)."""
+    here: str = ""
+    """The directory of its system.toml (``{here}`` in its command: scripts and configuration beside it)."""
 
     def missing(self) -> list[str]:
         """Required executables not found on PATH."""
@@ -144,7 +147,7 @@ class ServerChange:
     command: tuple[str, ...] | None = None
     """A new command line."""
     settings: dict[str, str] = field(default_factory=dict)
-    """Settings added to (or replacing) the server's."""
+    """Settings added to (or replacing) the server's; an empty value removes one."""
     links: tuple[str, ...] | None = None
     """New links."""
 
@@ -232,7 +235,7 @@ class SystemSpec:
                 continue
             change = v.servers.get(srv.name, ServerChange())
             servers.append(replace(srv, command=srv.command if change.command is None else change.command,
-                                   settings={**srv.settings, **change.settings},
+                                   settings={k: v for k, v in {**srv.settings, **change.settings}.items() if v},
                                    links=tuple(link for link in (srv.links if change.links is None else change.links)
                                                if srv.link_target(link) not in v.without)))
         return replace(self, name=f"{self.name}-{v.name}", description=f"{self.description}; {v.description}",
@@ -297,7 +300,7 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
         )
         for p in raw["process"]
     )
-    servers = tuple(_server(srv) for srv in _list(raw, "server"))
+    servers = tuple(_server(srv, path.parent) for srv in _list(raw, "server"))
     variants = tuple(
         Variant(name=_name(key, "variant"), description=str(v.get("description", "")),
                 params=_table(v, "params", str_values=False), env=_table(v, "env"),
@@ -316,7 +319,7 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
     )
 
 
-def _server(srv: dict[str, Any]) -> ServerTemplate:
+def _server(srv: dict[str, Any], here: Path) -> ServerTemplate:
     command, plugin = _strings(srv, "command"), str(srv.get("plugin", ""))
     if bool(command) == bool(plugin):
         raise ValueError(f"server {srv.get('name')!r} needs exactly one of 'command' and 'plugin'")
@@ -331,7 +334,7 @@ def _server(srv: dict[str, Any]) -> ServerTemplate:
         links=_strings(srv, "links"), shared=shared,
         processes={k: tuple(v) for k, v in _table(srv, "processes", str_values=False).items()},
         settings=_table(srv, "settings"), ports=_strings(srv, "ports"),
-        image=_table(srv, "image", str_values=False),
+        image=_table(srv, "image", str_values=False), here=str(here),
     )
 
 

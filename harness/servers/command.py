@@ -2,7 +2,8 @@
 
 Its placeholders are filled at start: ``{host}`` and ``{port}`` (picked free, kept across restarts),
 ``{ports.NAME}`` for each extra port it declares, ``{state_dir}`` (its private data, kept across
-restarts), ``{python}``, ``{name}``, ``{grace_s}``, and ``{<server>}`` for each server it links to.
+restarts), ``{here}`` (its system.toml's directory), ``{python}``, ``{name}``, ``{grace_s}``, and
+``{<server>}`` for each server it links to.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class CommandServer:
         ctx.state_dir.mkdir(parents=True, exist_ok=True)
         subst: dict[str, Any] = {
             "python": sys.executable, "name": self.name, "host": self.host, "port": str(self.port),
-            "grace_s": f"{ctx.grace_s:g}", "state_dir": str(ctx.state_dir),
+            "grace_s": f"{ctx.grace_s:g}", "state_dir": str(ctx.state_dir), "here": self.template.here,
             "ports": SimpleNamespace(**{k: str(v) for k, v in self.ports.items()}),
             **{self.template.link_target(link): address for link, address in ctx.links.items()},
         }

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from apps.common.contract import TaskConfig, TaskRequest
+from apps.common.contract import TaskRequest
 from harness.ledger import create_ledger
 from harness.load.drivers import AsyncDriver
 from harness.model.load import LoadPlan
+from harness.model.params import Params
 from harness.model.spec import find_systems
 from harness.runtime.infra import Infra
 from harness.runtime.stack import Stack
@@ -38,7 +39,7 @@ MALFORMED = [
 def stack(request: pytest.FixtureRequest, infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     spec = find_systems()[request.param]
     ledger = create_ledger(tmp_path / "ledger.db")
-    stack = Stack(spec, tmp_path, ledger, infra, TaskConfig(), f"contract-{tmp_path.name}", lambda m: None)
+    stack = Stack(spec, tmp_path, ledger, infra, Params().task_config(), f"contract-{tmp_path.name}", lambda m: None)
     try:
         stack.up()
         yield stack
@@ -143,8 +144,8 @@ def live(request: pytest.FixtureRequest, infra: Infra, tmp_path_factory: pytest.
     """One running stack per system under test (each found by ``find_systems``), for the whole module."""
     spec = find_systems()[request.param]
     run_dir = tmp_path_factory.mktemp(f"fuzz-{spec.name}")
-    stack = Stack(spec, run_dir, create_ledger(run_dir / "ledger.db"), infra, TaskConfig(), f"fuzz-{run_dir.name}",
-                  lambda m: None)
+    stack = Stack(spec, run_dir, create_ledger(run_dir / "ledger.db"), infra, Params().task_config(),
+                  f"fuzz-{run_dir.name}", lambda m: None)
     try:
         stack.up()
         yield stack

@@ -24,7 +24,6 @@ from harness.ledger import (
     task_rows,
 )
 from harness.ledger.postgres import (
-    EmbeddedPostgresStore,
     PostgresLedger,
     PostgresStore,
     check_server,
@@ -35,6 +34,7 @@ from harness.ledger.postgres import (
     with_schema,
 )
 from harness.model.history import Event, Op, Span
+from harness.runtime.ledgers import EmbeddedPostgresStore
 
 _serial = iter(range(1_000_000))
 

@@ -1,4 +1,5 @@
-"""A running stack: every server listens on 127.0.0.1 only, and Hatchet's REST API answers."""
+"""A running stack: every server listens on 127.0.0.1 only (RabbitMQ's node and epmd too), and Hatchet's REST API
+answers through its bridge."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from apps.common.contract import TaskConfig
-from apps.hatchet.external import ExternalHatchet
+from apps.hatchet.engine import HatchetEngine
 from harness.backends import netns
 from harness.backends.base import HealthTimeout, Proc
 from harness.ledger import create_ledger
+from harness.model.params import Params
 from harness.model.spec import find_systems
 from harness.runtime.infra import Infra
 from harness.runtime.stack import Stack
@@ -23,7 +24,7 @@ from harness.runtime.stack import Stack
 def hatchet_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     infra = Infra(root / "logs")
-    stack = Stack(find_systems()["hatchet"], root, create_ledger(root / "ledger.db"), infra, TaskConfig(),
+    stack = Stack(find_systems()["hatchet"], root, create_ledger(root / "ledger.db"), infra, Params().task_config(),
                   f"stack-{root.name}", lambda m: None)
     try:
         stack.up()
@@ -44,21 +45,23 @@ def _pids(procs: list[Proc]) -> set[int]:
 
 
 def test_every_listening_socket_is_on_loopback(hatchet_stack: Stack) -> None:
-    procs: list[Proc] = [*hatchet_stack.processes.values(), *hatchet_stack.infra.processes(hatchet_stack.spec.services)]
+    procs: list[Proc] = hatchet_stack.watched()
     assert hatchet_stack.infra.toxiproxy_process is not None
     pids = _pids([*procs, hatchet_stack.infra.toxiproxy_process])
     listening = [(c.pid, c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
                  if c.status == psutil.CONN_LISTEN and c.pid in pids]
     names = {p.name for p in procs}
-    assert {"api", "worker-1", "worker-2", "downstream", "engine", "postgres"} <= names
-    assert len(listening) >= 6, listening  # api, downstream, engine, postgres, toxiproxy API and its links
-    assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
+    assert {"api", "worker-1", "worker-2", "downstream", "engine", "postgres", "mq"} <= names
+    # api, downstream, engine, postgres, RabbitMQ (AMQP, distribution, epmd), toxiproxy and its links
+    assert len(listening) >= 9, listening
+    # epmd also answers on the IPv6 loopback: loopback still, never another interface.
+    assert {ip for _, ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
 
 
 @pytest.mark.skipif(not netns.available(), reason="needs root for a network namespace")
 def test_hatchet_rest_api_answers_through_the_loopback_bridge(hatchet_stack: Stack) -> None:
-    engine = hatchet_stack.infra.hatchet
-    assert engine is not None and not isinstance(engine, ExternalHatchet)
+    engine = hatchet_stack.servers.servers["engine"].server
+    assert isinstance(engine, HatchetEngine)
     assert engine.api_url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(f"{engine.api_url}/api/ready", timeout=5) as resp:
         assert resp.status == 200
@@ -85,7 +88,7 @@ def test_a_server_failing_its_health_check_stops_the_run_with_its_log_and_leaves
         '[[process]]\nname = "api"\nroles = ["api"]\nlinks = ["broker"]\n'
         'command = ["{python}", "-c", "import time; time.sleep(60)"]\n')
     spec = find_systems(tmp_path / "apps")["broken"]
-    stack = Stack(spec, tmp_path / "run", create_ledger(tmp_path / "run" / "ledger.db"), infra, TaskConfig(),
+    stack = Stack(spec, tmp_path / "run", create_ledger(tmp_path / "run" / "ledger.db"), infra, Params().task_config(),
                   "broken", lambda m: None)
     try:
         with pytest.raises(HealthTimeout) as exc:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from apps.common.contract import TaskConfig
 from harness.backends.base import free_port
 from harness.ledger import Ledger, create_ledger
 from harness.load.drivers import LocustDriver
 from harness.model.load import LoadPlan
+from harness.model.params import Params
 from harness.model.spec import find_systems
 from harness.runtime.infra import Infra
 from harness.runtime.stack import Stack
@@ -23,7 +23,8 @@ from harness.runtime.stack import Stack
 @pytest.fixture
 def native(infra: Infra, tmp_path: Path) -> Iterator[Stack]:
     ledger = create_ledger(tmp_path / "native" / "ledger.db")
-    stack = Stack(find_systems()["native"], tmp_path / "native", ledger, infra, TaskConfig(), "load", lambda m: None)
+    stack = Stack(find_systems()["native"], tmp_path / "native", ledger, infra, Params().task_config(), "load",
+                  lambda m: None)
     try:
         stack.up()
         yield stack

@@ -175,8 +175,8 @@ def test_bind_everything_server_is_reachable_on_127_0_0_1_only(backend: DockerBa
                                                "--port", str(port), "--", sys.executable, "-m", "http.server",
                                                str(port)],
                              log_path=tmp_path / "api.log", health=Health(log="namespace ready"), cwd=tmp_path)
-    bridge = backend.process(name="api-bridge", argv=[sys.executable, "-m", "harness.backends.netns", "outside", "--unix", sock,
-                                                      "--port", str(port)],
+    bridge = backend.process(name="api-bridge", argv=[sys.executable, "-m", "harness.backends.netns", "outside",
+                                                      "--unix", sock, "--port", str(port)],
                              log_path=tmp_path / "bridge.log", health=Health(http=f"http://127.0.0.1:{port}/"))
     assert isinstance(inside, Container) and isinstance(bridge, PublishedPort)
     assert inside.spec is not None and inside.spec.network == backend.network()

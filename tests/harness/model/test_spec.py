@@ -1,10 +1,11 @@
-"""Tests of harness/spec.py (system.toml), harness/stack.py's plans and harness/faults.py's not_applicable."""
+"""harness/model/spec.py: system.toml, a run's planned processes and links, and not_applicable."""
 
 from __future__ import annotations
 
 import re
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,10 +19,7 @@ from harness.model.spec import (
     SystemSpec,
     find_systems,
     not_applicable,
-    planned_links,
-    planned_processes,
 )
-from harness.runtime.infra import DB_LINK
 from harness.servers.command import health_of
 
 
@@ -50,7 +48,8 @@ command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
 
 
 def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert list(systems) == ["native", "calibration", "celery", "celery-defaults", "hatchet", "hatchet-naive"]
+    assert list(systems) == ["native", "calibration", "celery", "celery-defaults", "hatchet", "hatchet-lite",
+                             "hatchet-naive"]
     for name, spec in systems.items():
         assert spec.name == name
         assert spec.path == APPS_DIR / (spec.base or name) / "system.toml"
@@ -66,7 +65,7 @@ def test_a_variant_is_its_system_with_its_params_and_env(systems: dict[str, Syst
 
 def test_native_spec(systems: dict[str, SystemSpec]) -> None:
     native = systems["native"]
-    assert native.services == ()
+    assert native.servers == ()
     (api,) = native.processes
     assert api.name == "api"
     assert set(api.roles) == {"api", "worker"}
@@ -79,7 +78,11 @@ def test_native_spec(systems: dict[str, SystemSpec]) -> None:
 
 def test_hatchet_spec(systems: dict[str, SystemSpec]) -> None:
     hatchet = systems["hatchet"]
-    assert hatchet.services == ("hatchet",)
+    assert [srv.name for srv in hatchet.servers] == ["postgres", "mq", "engine"]
+    assert all(srv.shared for srv in hatchet.servers), "one engine for hatchet and hatchet-naive"
+    engine = hatchet.server("engine")
+    assert (engine.plugin, engine.links) == ("apps.hatchet.engine:server", ("postgres", "mq", "engine-api->mq"))
+    assert engine.settings["SERVER_MSGQUEUE_KIND"] == "rabbitmq"
     procs = {p.name: p for p in hatchet.processes}
     assert set(procs) == {"api", "worker"}
     assert procs["api"].roles == ("api",)
@@ -102,8 +105,12 @@ def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec
             assert argv[0] == "/py"
             assert not any("{" in a for a in [*argv, *env.values()])
         for srv in spec.servers:
-            argv = [arg.format(port="6000", state_dir="/data", name=srv.name, host="127.0.0.1") for arg in srv.command]
-            assert not any("{" in a for a in argv) and srv.requires
+            subst: dict[str, object] = {"port": "6000", "state_dir": "/data", "name": srv.name, "host": "127.0.0.1",
+                                        "ports": SimpleNamespace(**dict.fromkeys(srv.ports, "6001")), "python": "/py",
+                                        "grace_s": "10", "here": "/apps/x"}
+            filled = [arg.format(**subst) for arg in [*srv.command, *srv.env.values()]]
+            assert not any("{" in a for a in filled)
+            assert srv.requires or srv.plugin, f"{srv.name}: a command server names what set-up installs"
 
 
 def test_celery_spec(systems: dict[str, SystemSpec]) -> None:
@@ -188,7 +195,7 @@ def test_api_process_with_zero_instances_is_a_spec_error(tmp_path: Path) -> None
 
 def test_minimal_spec_defaults(tmp_path: Path) -> None:
     spec = SystemSpec.load(write_spec(tmp_path, "mini", MINIMAL.format(name="mini")))
-    assert (spec.name, spec.description, spec.services, spec.drain_quiet_s) == ("mini", "", (), 10.0)
+    assert (spec.name, spec.description, spec.servers, spec.drain_quiet_s) == ("mini", "", (), 10.0)
     (api,) = spec.processes
     assert (api.count, api.links, api.health, api.env) == (1, (), {}, {})
 
@@ -219,11 +226,11 @@ def test_health_of_fills_placeholders() -> None:
 
 
 def test_planned_processes_native(systems: dict[str, SystemSpec]) -> None:
-    assert planned_processes(systems["native"]) == {"downstream": ("downstream",), "api": ("api", "worker")}
+    assert systems["native"].planned_processes() == {"downstream": ("downstream",), "api": ("api", "worker")}
 
 
 def test_planned_processes_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert planned_processes(systems["hatchet"]) == {
+    assert systems["hatchet"].planned_processes() == {
         "downstream": ("downstream",),
         "api": ("api",),
         "worker-1": ("worker",),
@@ -232,16 +239,18 @@ def test_planned_processes_hatchet(systems: dict[str, SystemSpec]) -> None:
         "engine-api": ("engine-api",),
         "engine-api-bridge": ("engine-api",),
         "postgres": ("db",),
+        "mq": ("mq",),
     }
+    assert "mq" not in systems["hatchet-lite"].planned_processes(), "the Postgres queue: no RabbitMQ"
 
 
 def test_planned_links(systems: dict[str, SystemSpec]) -> None:
-    assert planned_links(systems["native"]) == ["api->downstream"]
-    assert planned_links(systems["hatchet"]) == [
+    assert systems["native"].planned_links() == ["api->downstream"]
+    assert systems["hatchet"].planned_links() == [
         "api->engine", "worker-1->engine", "worker-1->downstream", "worker-2->engine", "worker-2->downstream",
-        DB_LINK,
+        "engine->postgres", "engine->mq", "engine-api->mq",
     ]
-    assert DB_LINK == "engine->postgres"
+    assert systems["hatchet-lite"].planned_links()[-1] == "engine->postgres"
 
 
 def test_match_links() -> None:

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from apps.common import job
-from apps.common.contract import ENV_DOWNSTREAM
+from harness.model.env import ENV_DOWNSTREAM
 from harness.backends.base import Health, free_port
 from harness.backends.local import LocalBackend, ManagedProcess
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger, Recorder, create_ledger, open_ledger

@@ -23,6 +23,7 @@ from apps.hatchet.external import EngineUnusable, select_engine
 from harness.backends import netns
 from harness.backends.base import free_port
 from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import find_systems
 from harness.runtime.infra import Infra
 
 HARNESS = [sys.executable, "-m", "harness"]
@@ -40,8 +41,7 @@ def users_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         pytest.skip("the engine's REST API (the token check) needs root for its network namespace")
     infra = Infra(tmp_path_factory.mktemp("users-engine"))
     try:
-        infra.ensure(["hatchet"])
-        engine = infra.hatchet
+        engine = infra.acquire(find_systems()["hatchet"], "users-engine").servers["engine"].server
         assert isinstance(engine, HatchetEngine)
         yield {"HATCHET_CLIENT_TOKEN": engine.token, "HATCHET_CLIENT_HOST_PORT": engine.address,
                "HATCHET_CLIENT_SERVER_URL": engine.api_url, "HATCHET_CLIENT_TLS_STRATEGY": "none"}

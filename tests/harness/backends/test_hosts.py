@@ -16,7 +16,6 @@ import pytest
 from harness.backends.hosts import Host, Hosts, HostsUnavailable, check_placement, placement
 from harness.model.paths import PROJECT_ROOT
 from harness.model.spec import find_systems
-from harness.runtime.infra import stack_units
 
 HARNESS = [sys.executable, "-m", "harness"]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")
@@ -35,19 +34,20 @@ def _links() -> str:
 
 def test_units_go_round_robin_and_the_engine_comes_first() -> None:
     hosts = [Host(f"h{i}", f"ns{i}", f"10.0.0.{i + 1}") for i in range(1, 4)]
-    units = stack_units(find_systems()["hatchet"], own_engine=True)
-    assert units[0] == ["engine", "engine-api", "engine-api-bridge", "postgres"]
+    units = find_systems()["hatchet"].units()
+    assert units[0] == ["postgres", "mq", "engine", "engine-api", "engine-api-bridge"]
     assert [u[0] for u in units[1:]] == ["api", "worker-1", "worker-2", "downstream", "locust"]
     where = {name: host.name for name, host in placement(units, hosts).items()}
-    assert where["engine"] == where["postgres"] == where["worker-2"] == "h1"
+    assert where["engine"] == where["postgres"] == where["mq"] == where["worker-2"] == "h1"
     assert where["worker-1"] == where["locust"] == "h3", "worker-1 shares its host only with the load generator"
     assert where["api"] == where["downstream"] == "h2"
-    assert stack_units(find_systems()["hatchet"], own_engine=False)[0] == ["api"], "an external engine is not placed"
-    assert stack_units(find_systems()["celery"], own_engine=False)[0] == ["broker"]
+    external = find_systems()["hatchet"].units(started=lambda server: False)
+    assert external[0] == ["api"], "a user's own engine is not placed"
+    assert find_systems()["celery"].units()[0] == ["broker"]
 
 
 def test_impossible_placements_are_refused() -> None:
-    units = stack_units(find_systems()["native"], own_engine=False)
+    units = find_systems()["native"].units()
     assert len(units) == 3
     check_placement(3, units, "native")
     with pytest.raises(HostsUnavailable, match="native has only 3 units to place"):
@@ -172,10 +172,10 @@ def test_worker_partition_across_hosts_with_a_postgres_ledger(tmp_path: Path) ->
 @needs_root
 def test_locust_workers_on_two_hosts_write_one_history_to_a_postgres_ledger(tmp_path: Path) -> None:
     from harness.backends.hosts import HostsBackend
-    from harness.ledger.postgres import EmbeddedPostgresStore
     from harness.load.drivers import LocustDriver, worker_names
     from harness.model.load import LoadPlan
     from harness.runtime.ceilings import CannedEndpoint
+    from harness.runtime.ledgers import EmbeddedPostgresStore
 
     backend = HostsBackend(Hosts(2))
     backend.place([["locust"], *([w] for w in worker_names(2))])
