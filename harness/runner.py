@@ -75,12 +75,17 @@ class SystemRun:
     """Seconds from start until every process was healthy."""
     extra: dict[str, Any] = field(default_factory=dict)
     """More fields for the run's entry in results.json (``capacity`` of a stepped load)."""
+    color: str = ""
+    """Its colour on the report (system.toml's; empty: the report's palette)."""
+    base: str = ""
+    """The system a variant derives from (empty for a base system)."""
 
     def as_result(self) -> dict[str, Any]:
         """The ``runs[]`` entry of results.json."""
+        who = {"color": self.color, "base": self.base}
         if not self.applicable or self.check is None:
-            return {"system": self.system, "applicable": False, "reason": self.reason}
-        return {**self.check.as_result(), "drain_s": round(self.drain_s, 3), "drain_end": self.drain_end,
+            return {"system": self.system, "applicable": False, "reason": self.reason, **who}
+        return {**self.check.as_result(), **who, "drain_s": round(self.drain_s, 3), "drain_end": self.drain_end,
                 "stack_up_s": round(self.stack_up_s, 3), "ledger": str(self.run_dir.name + "/ledger.db"),
                 **self.extra}
 
@@ -140,7 +145,8 @@ def _measure(driver: LoadDriver, plan: LoadPlan, params: Params, stack: Stack, l
     """Run the measured load, injecting the schedule's faults and healing each when its time comes."""
     driver.start(stack.api_url, plan, ledger, stack.spec.name)  # returns when the first request is due
     t0 = time.time()
-    ledger.set_meta("t0", t0)
+    if "t0" not in ledger.meta():  # the first ladder's start when a ladder is repeated
+        ledger.set_meta("t0", t0)
     probe = capacity.KneeProbe(plan) if plan.steps else None
     active: list[ActiveFault] = []
     load_end: float | None = None
@@ -222,7 +228,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             # This step can hit nothing in this system: the scenario has no meaning for it.
             reason = next(r for f in step.choices if (r := not_applicable(f, spec, outside)))
             progress(f"{scenario.name}/{spec.name}: not applicable ({reason})")
-            return SystemRun(spec.name, run_dir, applicable=False, reason=reason)
+            return SystemRun(spec.name, run_dir, applicable=False, reason=reason, color=spec.color, base=spec.base)
     # Every system gets the same seeded draws; a drawn fault with nothing to hit here is skipped.
     schedule = Schedule(steps, params.seed)
     ledger = (ledgers or SqliteStore()).create(run_dir, f"{run_id}_{scenario.name}_{spec.name}")
@@ -233,10 +239,11 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
     stack = Stack(spec, run_dir, ledger, infra, params.task_config(), f"{run_id}_{scenario.name}", progress,
                   grace_s=params.grace_s, link_faults=link_targets(steps), private=private)
     nemesis = Nemeses()
-    result = SystemRun(spec.name, run_dir, applicable=True)
+    result = SystemRun(spec.name, run_dir, applicable=True, color=spec.color, base=spec.base)
     if spec.params:
         result.extra["params"] = dict(spec.params)
     plan = params.load()
+    ladders = params.ladder_plans()
     refs: dict[str, Any] = {}
     with ExitStack() as cleanup:
         # Last in, first out: the load stops, faults heal, the stack goes down, then the ledger is saved
@@ -260,13 +267,18 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 _warm_up(stack, ledger, params)
             if plan.steps:
                 refs = _references(stack, out_dir, {} if references is None else references, progress)
-            progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
-                     f" ({len(schedule.steps)} fault step(s))")
-            driver = driver_factory()
-            cleanup.callback(driver.stop)  # a failed run must not leave its load running
-            _measure(driver, plan, params, stack, ledger, schedule, nemesis, supervisor, progress, abort)
-            nemesis.teardown()
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
+            for k, ladder in enumerate(ladders, 1):
+                if k > 1:  # each ladder starts on an engine that has finished the one before
+                    progress(f"{scenario.name}/{spec.name}: draining before ladder {k} of {len(ladders)}")
+                    drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
+                progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
+                         f" ({len(schedule.steps)} fault step(s))"
+                         + (f", ladder {k} of {len(ladders)}" if len(ladders) > 1 else ""))
+                driver = driver_factory()
+                cleanup.callback(driver.stop)  # a failed run must not leave its load running
+                _measure(driver, ladder, params, stack, ledger, schedule, nemesis, supervisor, progress, abort)
+            nemesis.teardown()
             result.extra["drain_quiet_s"] = quiet_s
             if spec.drain_why and not params.drain_quiet_s:  # the system's own redelivery settings decided it
                 result.extra["drain_why"] = spec.drain_why
@@ -282,7 +294,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             result.extra["crashes"] = supervisor.crashes
     result.check = check(ledger, spec.name)
     if plan.steps:
-        result.extra["capacity"] = capacity.with_references(capacity.analyze(ledger, plan), refs)
+        result.extra["capacity"] = capacity.with_references(
+            capacity.repeated([capacity.analyze(ledger, ladder) for ladder in ladders]), refs)
     c = result.check.counts
     progress(f"{scenario.name}/{spec.name}: accepted {c.accepted} completed {c.completed} lost {c.lost}"
              f" duplicated {c.duplicated} retried {c.retried} (drain {result.drain_s:.1f}s, {result.drain_end})")

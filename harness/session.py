@@ -59,6 +59,20 @@ def container_backend(name: str, run_id: str, progress: Progress) -> ProcessBack
     raise BackendUnavailable(f"--backend {name!r}: expected process or docker")
 
 
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def progress_line(k: int, n: int, name: str, elapsed_s: float) -> str:
+    """``scenario k of n: NAME (elapsed, estimate left)``: the estimate is the mean of the scenarios done so far."""
+    head = f"scenario {k} of {n}: {name}" if n else f"scenario {k}: {name}"
+    if k <= 1 or not n:
+        return f"{head} (elapsed {_clock(elapsed_s)})"
+    left = elapsed_s / (k - 1) * (n - k + 1)
+    return f"{head} (elapsed {_clock(elapsed_s)}, about {_clock(left)} left)"
+
+
 def _print(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -98,11 +112,17 @@ class Session:
         """results.json documents written so far."""
         self.parallel = parallel
         """Run a scenario's systems side by side where its verdict rests on counts (``--parallel``)."""
+        self.planned = 0
+        """Scenarios this session will run (0: unknown), for the progress line."""
+        self.started = time.monotonic()
+        """When the session started (elapsed time on the progress line)."""
 
     def run(self, scenario: Scenario, systems: list[SystemSpec], params: Params,
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
+        self.progress(progress_line(len(self.results) + 1, self.planned, scenario.name,
+                                    time.monotonic() - self.started))
         doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
                            ledgers=self.ledgers, parallel=self.parallel)
         self.results.append(doc)

@@ -11,6 +11,8 @@ SCENARIO = Scenario(
     claim="native loses its in-flight accepted tasks; Hatchet and Celery lose none they accepted",
     defaults={"job_s": 2.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "api", p.downtime_s))],
+    expect={"native": "loses", "hatchet": "keeps", "celery": "keeps"},
+    smoke=True,
 )
 
 

@@ -6,7 +6,8 @@ from harness.model.scenario import Scenario
 SCENARIO = Scenario(
     name="baseline",
     fault="none",
-    claim="both lose 0; the cost of durability in latency and throughput",
+    claim="every system loses 0; the cost of durability in latency and throughput",
+    expect={"native": "keeps", "hatchet": "keeps", "celery": "keeps"},
 )
 
 

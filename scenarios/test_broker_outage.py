@@ -11,6 +11,7 @@ SCENARIO = Scenario(
     claim="accepts fail while the broker is unreachable (refused, not lost); accepted tasks run once it is back",
     defaults={"downtime_s": 5.0, "job_s": 0.5},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "*->broker", p.downtime_s, pick="all"))],
+    expect={"celery": "keeps"},
 )
 
 

@@ -14,6 +14,7 @@ SCENARIO = Scenario(
     defaults={"downtime_s": 3.0, "job_s": 1.0, "slots": 4},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "broker", p.downtime_s))],
     # Redis's persistence decides this scenario: the defaults variant (RDB snapshots only) runs beside AOF.
+    expect={"celery": "keeps", "celery-defaults": "loses"},
     also=("celery-defaults",),
 )
 

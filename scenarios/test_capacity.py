@@ -15,7 +15,10 @@ SCENARIO = Scenario(
               "drain_deadline_s": 120.0},
     # Hatchet's SDK triggers through the event loop's default executor (6 threads here): the naive
     # configuration runs beside the tuned one, so the pitfall is measured in the same run.
-    also=("hatchet-naive",),
+    # hatchet-lite (the Postgres queue) beside the production set-up (RabbitMQ): what the queue costs.
+    also=("hatchet-naive", "hatchet-lite"),
+    # Knees and latencies on two cores: each system alone on the machine.
+    side_by_side=False,
 )
 
 

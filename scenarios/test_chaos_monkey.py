@@ -23,6 +23,7 @@ SCENARIO = Scenario(
     defaults={"duration_s": 300.0, "rate": 10.0, "job_s": 1.0, "downstream": True, "retries": 5},
     steps=lambda p: [Step(Every(30.0, start_s=10.0, until_s=p.duration_s - 20, jitter_s=10.0), FAULTS[0], FAULTS[1:])],
     tier="soak",
+    expect={"native": "loses", "hatchet": "keeps", "celery": "keeps"},
 )
 
 

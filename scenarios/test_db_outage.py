@@ -13,6 +13,9 @@ SCENARIO = Scenario(
     claim="accepts fail during the outage (not lost); accepted tasks finish later",
     defaults={"downtime_s": 5.0, "job_s": 0.5},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "engine->postgres", p.downtime_s))],
+    expect={"hatchet": "keeps"},
+    # The Postgres queue (hatchet-lite) beside RabbitMQ: is the at-most-once loss the queue's?
+    also=("hatchet-lite",),
 )
 
 

@@ -11,6 +11,7 @@ SCENARIO = Scenario(
     claim="native loses the tasks that called during the outage; Hatchet and Celery retry them",
     defaults={"downstream": True, "retries": 5, "downtime_s": 4.0, "job_s": 0.1},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "*->downstream", p.downtime_s, pick="all"))],
+    expect={"native": "loses", "hatchet": "keeps", "celery": "keeps"},
 )
 
 

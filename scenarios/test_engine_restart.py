@@ -11,6 +11,7 @@ SCENARIO = Scenario(
     claim="accepts fail during the outage (not lost); accepted tasks finish later",
     defaults={"downtime_s": 5.0, "job_s": 0.5},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "engine", p.downtime_s))],
+    expect={"hatchet": "keeps"},
 )
 
 

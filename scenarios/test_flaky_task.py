@@ -8,6 +8,7 @@ SCENARIO = Scenario(
     fault="each attempt raises with probability fail_p (seeded per task and attempt)",
     claim="native loses the failed tasks; Hatchet retries them with backoff",
     defaults={"fail_p": 0.3, "retries": 3, "job_s": 0.1},
+    expect={"native": "loses", "hatchet": "keeps", "celery": "keeps"},
 )
 
 

@@ -8,6 +8,7 @@ SCENARIO = Scenario(
     fault="arrival rate above the workers' capacity (rate x job_s > slots x workers)",
     claim="native runs everything at once in its own memory; Hatchet's backlog grows in Postgres, Celery's in Redis",
     defaults={"rate": 80.0, "duration_s": 8.0, "job_s": 1.0, "slots": 15},
+    expect={"native": "keeps", "hatchet": "keeps", "celery": "keeps"},
 )
 
 

@@ -13,6 +13,8 @@ SCENARIO = Scenario(
     defaults={"job_s": 2.0, "downtime_s": 2.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "worker", p.downtime_s))],
     # Celery's defaults acknowledge a task when it starts: the naive configuration runs beside the recommended one.
+    expect={"native": "loses", "hatchet": "keeps", "celery": "keeps", "celery-defaults": "loses"},
+    smoke=True,
     also=("celery-defaults",),
 )
 

@@ -12,6 +12,7 @@ SCENARIO = Scenario(
           "its attempts still finish: duplicates, none lost",
     defaults={"job_s": 2.0, "downtime_s": 40.0, "fault_at_s": 4.0, "duration_s": 10.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "worker-1->engine|worker-1->broker", p.downtime_s))],
+    expect={"hatchet": "keeps", "celery": "keeps"},
 )
 
 

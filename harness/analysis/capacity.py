@@ -229,6 +229,25 @@ def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
     }
 
 
+LADDER_KEYS = ("knee_rate", "max_sustained_tps", "accept_knee_rate", "max_accepted_tps", "saturated", "stopped_early",
+               "generator_lagged_at", "steps")
+"""What each repeated ladder keeps in ``capacity.ladders``."""
+
+
+def repeated(ladders: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``capacity`` entry from the analyses of repeated ladders: the median ladder's whole analysis (its steps and
+    where the time went), each ladder's knees (``ladders``), and the knee as median and range over them; a single
+    ladder gives the same entry with one element."""
+    knees = sorted(a["knee_rate"] for a in ladders)
+    median = statistics.median(knees)
+    middle = min(ladders, key=lambda a: (abs(a["knee_rate"] - median), a["knee_rate"]))
+    return {**middle, "knee_rate": median, "knee_median": median, "knee_range": [knees[0], knees[-1]],
+            "completes_median": statistics.median(a["max_sustained_tps"] for a in ladders),
+            "accept_knee_median": statistics.median(a["accept_knee_rate"] for a in ladders),
+            "ladders": [{k: a[k] for k in LADDER_KEYS} for a in ladders],
+            "median_ladder": ladders.index(middle) + 1}
+
+
 def send_lag_by_process(ledger: Ledger) -> dict[str, dict[str, float]]:
     """Per Locust process (sample source ``locust-<pid>``): its worst second's median send lag and its worst send."""
     out: dict[str, dict[str, float]] = {}

@@ -27,6 +27,7 @@ def build(scenario: Scenario, params: Params, runs: list[dict[str, Any]], starte
         "scenario": scenario.name,
         "fault": scenario.fault,
         "claim": scenario.claim,
+        "expect": dict(scenario.expect),
         "seed": params.seed,
         "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
         "duration_s": round(duration_s, 3),

@@ -118,9 +118,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         session = cleanup.enter_context(Session(
             root=out, prepared=prepared, ledger=request.ledger, hosts=request.hosts,
             load_processes=request.processes, backend=request.backend, parallel=bool(request.parallel)))
-        for k, (scenario, specs, params) in enumerate(plans, 1):
+        session.planned = len(plans)
+        for scenario, specs, params in plans:
             target = out if out and len(plans) == 1 else None
-            session.progress(f"scenario {k} of {len(plans)}: {scenario.name}")
             doc = session.run(scenario, specs, params, out_dir=target)
             print(report.text_table(doc), flush=True)
             print(f"results: {(target or session.root / scenario.name) / 'results.json'}", flush=True)

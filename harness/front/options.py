@@ -62,14 +62,15 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option(("--system", "--systems"), "system", "all (default: native, hatchet and celery), both (native and "
-           "hatchet), or a comma-separated list of system names; a scenario naming its own systems (calibration) "
-           "ignores it", default="all", metavar="SYSTEMS"),
+    Option(("--system", "--systems"), "system", f"all (default: {', '.join(SELECTIONS['all'])}), both "
+           f"({' and '.join(SELECTIONS['both'])}), or a comma-separated list of system names; a scenario naming its "
+           "own systems (calibration) ignores it", default="all", metavar="SYSTEMS"),
     Option(("--seed",), "seed", "seed of schedules and job failures (default: the scenario's, 1)", type=int),
     Option(("--param",), "param", "override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness "
            "list`)", action="append", metavar="NAME=VALUE"),
     Option(("--engine",), "engine", "built (the harness builds and starts its own engine; the default) or external: "
-           "the engine the HATCHET_CLIENT_* variables name (it receives the scenario's real load)", choices=ENGINES),
+           "your own engine, named by its SDK's environment variables (README: Your own engine); it receives the "
+           "scenario's real load", choices=ENGINES),
     Option(("--backend",), "backend", "what runs the servers: local processes (default) or Docker containers",
            default="process", choices=BACKENDS),
     Option(("--dockerd",), "dockerd", "with --backend docker: `auto` starts a private dockerd (root) when no engine "
@@ -169,7 +170,7 @@ def resolve(values: Mapping[str, Any], known: Mapping[str, SystemSpec]) -> RunRe
     if processes < 0 or processes > 64:
         raise UsageError(f"--processes {processes}: expected 0 (one Locust process) to 64 worker processes")
     if hosts < 0:
-        raise UsageError(f"--hosts {hosts}: expected a number of hosts of at least 1 (or 0: one machine)")
+        raise UsageError(f"--hosts {hosts}: expected a number of hosts of at least 1")
     backend = values.get("backend") or "process"
     if hosts and backend != "process":
         raise UsageError(f"--hosts places processes on network hosts of this machine: it needs --backend process, "

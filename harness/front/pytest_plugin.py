@@ -126,6 +126,7 @@ def _request(config: pytest.Config) -> RunRequest:
 
 REQUEST = pytest.StashKey[RunRequest]()
 PREPARED = pytest.StashKey[Prepared]()
+PLANNED = pytest.StashKey[int]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -134,6 +135,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     request = _request(session.config)
     session.config.stash[REQUEST] = request
     scenarios = [s for item in session.items if (s := _scenario_of(item)) is not None]
+    session.config.stash[PLANNED] = len(scenarios)
     specs = find_systems()
     try:
         for scenario in scenarios:
@@ -179,6 +181,7 @@ def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config,
                 parallel=harness_request.parallel is not False))
         except BackendUnavailable as exc:
             pytest.exit(f"harness: error: {exc}", returncode=2)
+        session.planned = pytestconfig.stash.get(PLANNED, 0)  # "scenario k of n" as the tier goes
         yield session
 
 

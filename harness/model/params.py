@@ -50,6 +50,8 @@ class Params:
     """Above 0: the rate rises by step_factor every step_s seconds within duration_s (a capacity ladder)."""
     step_factor: float = 1.5
     """Rate of each ladder step over the one before."""
+    ladders: int = 1
+    """A capacity ladder is sent this many times per system (drained in between): knees as median and range."""
     warmup: int = 5
     """Tasks sent (and waited for) before measuring; they also prove the stack works end to end."""
     kind: str = "sleep"
@@ -139,6 +141,13 @@ class Params:
             raise ParamError(f"parameter {show('rate')}: the measured load would send no request "
                              f"(rate x duration_s = {self.rate * self.duration_s:.3g}); allowed rate x duration_s "
                              f">= 0.5")
+
+    def ladder_plans(self) -> list[LoadPlan]:
+        """The measured load of each repetition of a ladder (ids ``m...``, ``m2-...``): one plan without a ladder."""
+        plan = self.load()
+        if not plan.steps:
+            return [plan]
+        return [dataclasses.replace(plan, id_prefix="m" if k == 0 else f"m{k + 1}-") for k in range(self.ladders)]
 
     def load(self) -> LoadPlan:
         """The measured load."""
@@ -255,6 +264,7 @@ LIMITS: dict[str, Limit] = {
     "duration_s": Limit(float, 0, lo_open=True, duration=True),
     "step_s": Limit(float, 0, duration=True),
     "step_factor": Limit(float, 1, 10, lo_open=True),
+    "ladders": Limit(int, 1, 20),
     "warmup": Limit(int, 0, 10_000),
     "kind": Limit(str, choices=("sleep", "cpu")),
     "job_s": Limit(float, 0, 3600),  # the contract's own limit (apps/common/contract.py JobParams)

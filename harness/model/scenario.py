@@ -42,6 +42,9 @@ class Scenario:
     side_by_side: bool = True
     """Its systems may run side by side (``--parallel``): its verdict rests on counts. False where it compares
     latencies or capacity, which systems sharing two cores would distort."""
+    expect: Mapping[str, str] = field(default_factory=dict)
+    """What the claim expects of each system (by name, or a variant by its base's name): ``keeps`` (loses nothing
+    accepted) or ``loses``; the report colours each measured cell against it."""
     also: tuple[str, ...] = ()
     """System variants that run right after their base system whenever it is selected (``hatchet-naive``:
     the SDK's default trigger executor beside the tuned one, in one results.json)."""

@@ -12,9 +12,9 @@ default beside the recommended configuration.
 Placeholders in commands, environment values and health checks: ``{python}`` (this interpreter),
 ``{name}`` (the instance's name, ``worker-2``), ``{host}`` (the address it binds: 127.0.0.1, or its
 host's when the run has several), ``{port}`` (a free port picked for that process at run time),
-``{grace_s}`` (graceful-shutdown seconds), ``{state_dir}`` (servers: a private data directory kept
-across restarts), ``{ports.NAME}`` (servers: more free ports, e.g. ``{ports.dist}``), ``{here}``
-(servers: the directory of the system.toml, for a launcher script beside it), and
+``{grace_s}`` (graceful-shutdown seconds), ``{here}`` (the directory of the system.toml, for a script
+beside it), ``{state_dir}`` (servers: a private data directory kept across restarts), ``{ports.NAME}``
+(servers: more free ports, e.g. ``{ports.dist}``), and
 ``{<server>}`` (the ``host:port`` a process reaches that server at, through its link).
 
 This module is data: it imports nothing of the runtime.

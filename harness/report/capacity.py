@@ -1,88 +1,158 @@
-"""The capacity section of a scenario page: each system's knee beside the reference ceilings measured in
-the same run, the ladder as a chart, and where the time went at the knee (from results.json alone)."""
+"""The capacity section of a scenario page, from results.json alone: each system's knee (median and range
+over its repeated ladders) beside its reference ceiling, the ceilings in detail, the ladders as a chart,
+and where the time went at the knee.
+
+A run's ``capacity`` holds ``ladders`` (one dict per ladder), ``knee_median``, ``knee_range`` and
+``completes_median`` when the ladder was repeated; results.json written before then have one
+ladder's ``knee_rate`` and ``max_sustained_tps`` only.
+"""
 
 from __future__ import annotations
 
-import html as _html
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from harness.report.charts import Spec, align, spec, system_color
-from harness.report.metrics import applicable, fmt
+from harness.report.charts import Spec, align, spec
+from harness.report.metrics import applicable, ordered_runs
+
+OFFERED_COLOR = "#999999"
+"""The offered-rate diagonal of the ladder chart."""
 
 
-def _esc(text: object) -> str:
-    return _html.escape(str(text))
+@dataclass(frozen=True)
+class Knee:
+    """One system's knee, beside its reference ceiling."""
+
+    system: str
+    """The system."""
+    knee: float | None
+    """Highest sustained offered rate (requests/s): the median over ladders."""
+    low: float | None
+    """Lowest knee of its ladders (None: one ladder)."""
+    high: float | None
+    """Highest knee of its ladders (None: one ladder)."""
+    ladders: int
+    """Ladders run."""
+    completes: float | None
+    """Completions per second at the knee (median over ladders)."""
+    accepts: float | None
+    """Highest rate whose requests were (nearly) all accepted (median over ladders)."""
+    ceiling: float | None
+    """Its reference ceiling: the engine's own load tester, or for a system with no engine the load generator."""
+    ceiling_of: str
+    """What the ceiling measured."""
+    saturated: bool | None
+    """A step past the knee fell behind in every ladder (False: the ladder ended first, the knee is a lower
+    bound; None: not recorded)."""
+
+    @property
+    def share(self) -> float | None:
+        """The knee as a share of the ceiling."""
+        return self.knee / self.ceiling if self.knee is not None and self.ceiling else None
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td class='{'label' if i == 0 else ''}'>{_esc(fmt(v) if i else v)}</td>"
-                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
+@dataclass(frozen=True)
+class Section:
+    """Everything the capacity section shows."""
+
+    knees: list[Knee]
+    """One per system, in page order."""
+    ceilings: list[list[Any]]
+    """The ceilings in detail, one row per system."""
+    errors: list[str]
+    """Ceilings that could not be measured, and why."""
+    breakdowns: list[tuple[str, list[list[Any]]]] = field(default_factory=list)
+    """(heading, rows of stage, tasks, p50 ms, p99 ms): where the time went at the knee and past it."""
+    chart: Spec | None = None
+    """The ladders as a chart."""
 
 
-def _share(x: Any) -> str:
-    return "—" if x is None else f"{100 * float(x):.0f} %"
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _knees(runs: Sequence[dict[str, Any]]) -> str:
-    rows = []
-    for r in runs:
-        cap, ref = r["capacity"], r["capacity"].get("reference", {})
-        pg = ref.get("postgres_commits_per_s") or {}
-        rows.append([r["system"], cap.get("knee_rate"), cap.get("max_sustained_tps"), cap.get("accept_knee_rate"),
-                     ref.get("engine_runs_per_s"), _share(cap.get("knee_vs_engine")),
-                     " / ".join(f"{pg[k]:g}" for k in sorted(pg, key=int)) or "—",
-                     ref.get("generator_req_per_s"), _share(cap.get("knee_vs_generator")),
-                     ", ".join(r.get("links", {}).get("proxied", [])) or "none"])
-    head = ["system", "knee (offered/s)", "completes at the knee (tasks/s)", "accepts up to (offered/s)",
-            "engine ceiling (runs/s, hatchet-loadtest)", "knee / engine ceiling",
-            "Postgres commits/s (1 / 4 / 8 clients, pgbench)", "load generator (req/s)", "knee / generator",
-            "links through Toxiproxy"]
-    return _table(head, rows)
+def _median(ladders: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    values = [v for v in (_num(lad.get(key)) for lad in ladders) if v is not None]
+    return statistics.median(values) if values else None
 
 
-def _breakdown(runs: Sequence[dict[str, Any]]) -> str:
-    parts = []
+def knee(run: Mapping[str, Any]) -> Knee:
+    """A run's knee from its ``capacity`` entry (repeated ladders or one)."""
+    cap = run["capacity"]
+    ladders: list[Mapping[str, Any]] = [lad for lad in cap.get("ladders") or [] if isinstance(lad, Mapping)]
+    value = _num(cap.get("knee_median")) if cap.get("knee_median") is not None else _num(cap.get("knee_rate"))
+    span = cap.get("knee_range") if len(ladders) > 1 else None
+    low, high = (_num(span[0]), _num(span[1])) if isinstance(span, list | tuple) and len(span) == 2 else (None, None)
+    completes = _num(cap.get("completes_median"))
+    if completes is None:
+        completes = _num(cap.get("max_sustained_tps"))
+    accepts = _num(cap.get("accept_knee_median"))
+    if accepts is None:
+        accepts = _median(ladders, "accept_knee_rate") if ladders else _num(cap.get("accept_knee_rate"))
+    ref = cap.get("reference") or {}
+    engine, generator = _num(ref.get("engine_runs_per_s")), _num(ref.get("generator_req_per_s"))
+    ceiling, of = (engine, "engine (its own load tester, runs/s)") if engine else (
+        generator, "load generator (req/s)") if generator else (None, "")
+    flags = [lad.get("saturated") for lad in ladders] if ladders else [cap.get("saturated")]
+    saturated = None if any(f is None for f in flags) else all(bool(f) for f in flags)
+    return Knee(str(run["system"]), value, low, high, max(1, len(ladders)), completes, accepts, ceiling, of,
+                saturated)
+
+
+def _ceilings(run: Mapping[str, Any]) -> list[Any]:
+    ref = run["capacity"].get("reference") or {}
+    pg = ref.get("postgres_commits_per_s") or {}
+    return [run["system"], ref.get("engine_runs_per_s"), " / ".join(f"{pg[k]:g}" for k in sorted(pg, key=int)) or "—",
+            ref.get("generator_req_per_s"), ", ".join((run.get("links") or {}).get("proxied", [])) or "none"]
+
+
+def _breakdowns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[list[Any]]]]:
+    out = []
     for r in runs:
         for rate, stages in (r["capacity"].get("where_time_goes") or {}).items():
-            knee = float(rate) == float(r["capacity"].get("knee_rate") or -1)
+            at_knee = float(rate) == float(r["capacity"].get("knee_rate") or -1)
             rows = [[s["stage"], s.get("n"), s.get("p50_ms"), s.get("p99_ms")] for s in stages]
-            parts.append(f"<h4>{_esc(r['system'])} at {_esc(rate)}/s ({'the knee' if knee else 'past the knee'})</h4>"
-                         + _table(["stage", "tasks", "p50 ms", "p99 ms"], rows))
-    return "".join(parts) or "<p class='note'>No step was sustained: no breakdown.</p>"
+            out.append((f"{r['system']} at {rate}/s ({'the knee' if at_knee else 'past the knee'})", rows))
+    return out
 
 
-def _chart(runs: Sequence[dict[str, Any]]) -> Spec:
-    curves = [[(s["rate"], s["completed_tps"]) for s in r["capacity"].get("steps", [])] for r in runs]
+def _curve(steps: Any) -> list[tuple[float, float]]:
+    return [(float(s["rate"]), float(s["completed_tps"])) for s in steps or [] if isinstance(s, Mapping)]
+
+
+def ladder_chart(runs: Sequence[Mapping[str, Any]], colors: Mapping[str, str]) -> Spec:
+    """Completions per second at each offered rate: each system's median ladder (solid) and its other ladders
+    (dashed, same colour), and the offered rate itself."""
+    curves, labels, hues, dashed = [], [], [], []
+    for r in runs:
+        cap, name = r["capacity"], r["system"]
+        ladders = [lad for lad in cap.get("ladders") or [] if isinstance(lad, Mapping)]
+        middle = int(cap.get("median_ladder") or 0)
+        curves.append(_curve(cap.get("steps")))
+        labels.append(f"{name} (median of {len(ladders)} ladders)" if len(ladders) > 1 else name)
+        hues.append(colors[name])
+        for i, lad in enumerate(ladders, start=1):
+            if len(ladders) > 1 and i != middle:
+                curves.append(_curve(lad.get("steps")))
+                labels.append(f"{name} ladder {i}")
+                hues.append(colors[name])
+                dashed.append(labels[-1])
     offered = sorted({x for c in curves for x, _ in c})
     xs, ys = align([*curves, [(x, x) for x in offered]])
-    names = [r["system"] for r in runs]
-    return spec("capacity-ladder", "Completions per second at each offered rate", xs, ys, [*names, "offered"],
-                [*(system_color(n, i) for i, n in enumerate(names)), "#999999"], y_label="completed tasks/s",
-                x_label="offered rate (requests/s, log scale)", x_short="offered/s", log_x=True, points=True,
-                dashed=["offered"])
+    return spec("capacity-ladder", "Completions per second at each offered rate", xs, ys, [*labels, "offered"],
+                [*hues, OFFERED_COLOR], y_label="completed tasks/s", x_label="offered rate (requests/s, log scale)",
+                x_short="offered/s", log_x=True, points=True, dashed=[*dashed, "offered"])
 
 
-def section(doc: dict[str, Any]) -> tuple[str, list[Spec]]:
-    """HTML of the capacity section and its chart (empty when no run measured capacity)."""
-    runs = [r for r in doc.get("runs", []) if applicable(r) and r.get("capacity")]
+def section(doc: Mapping[str, Any], colors: Mapping[str, str]) -> Section | None:
+    """The capacity section of a scenario (None when no run measured capacity)."""
+    runs = [r for r in ordered_runs(doc) if applicable(r) and r.get("capacity")]
     if not runs:
-        return "", []
-    chart = _chart(runs)
+        return None
     errors = [f"{r['system']}: {name}: {detail['error']}" for r in runs
-              for name, detail in (r["capacity"].get("reference", {}).get("details") or {}).items()
-              if isinstance(detail, dict) and detail.get("error")]
-    note = ("<p class='note'>Reference ceilings are measured in the same run, after each system's ladder, on the "
-            "same machine: Hatchet's own load tester against the same engine (its Go client and worker), pgbench "
-            "single-row INSERT commits against the same Postgres on the path the engine used, and the load "
-            "generator against a canned endpoint. Where-the-time-goes rows come from the ledger: the client's "
-            "answer, the spans the system recorded (Hatchet: <code>trigger.wait</code> for a trigger thread, "
-            "<code>trigger.call</code> in gRPC and the engine), the wait until the first attempt starts (negative "
-            "when a worker starts before the answer is back), and that attempt's run.</p>")
-    err = "".join(f"<li>{_esc(e)}</li>" for e in errors)
-    html = (f"<h2>Capacity</h2>{_knees(runs)}{f'<ul>{err}</ul>' if err else ''}{note}"
-            f"<div class='grid' style='--cols:1'><div><div class='chart' id='{chart['id']}' data-chart></div></div>"
-            f"</div><h3>Where the time goes</h3>{_breakdown(runs)}")
-    return html, [chart]
+              for name, detail in ((r["capacity"].get("reference") or {}).get("details") or {}).items()
+              if isinstance(detail, Mapping) and detail.get("error")]
+    return Section([knee(r) for r in runs], [_ceilings(r) for r in runs], errors, _breakdowns(runs),
+                   ladder_chart(runs, colors))

@@ -6,7 +6,7 @@ three never disagree on what a number means or which way is better.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,12 +79,12 @@ TEXT_KEYS = ("attempted", "accepted", "refused", "indeterminate", "recovered", "
 """Rows of the terminal table."""
 
 
-def applicable(run: dict[str, Any]) -> bool:
+def applicable(run: Mapping[str, Any]) -> bool:
     """Whether the scenario meant something for this run's system."""
     return bool(run.get("applicable", True))
 
 
-def ordered_runs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def ordered_runs(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The runs of a results.json, native first: it is the reference the others are compared with."""
     return sorted(doc["runs"], key=lambda r: r["system"] != "native")
 

@@ -52,6 +52,8 @@ class Running:
     """Short unique id in the session (its state directory and proxy names)."""
     links: dict[str, Link | str] = field(default_factory=dict)
     """Its links to peers by name: a Toxiproxy link, or the peer's address when direct."""
+    log_dir: Path = Path()
+    """Where its processes log."""
     owners: set[str] = field(default_factory=set)
     """Runs using it now."""
 
@@ -149,9 +151,10 @@ class Infra:
         return {k: v for t in spec.servers for k, v in self.prepared.get(t).outside().items()}
 
     def acquire(self, spec: SystemSpec, owner: str, patterns: Sequence[str] = (),
-                private: Collection[str] = ()) -> Acquired:
+                private: Collection[str] = (), log_dir: Path | None = None) -> Acquired:
         """Start (or reuse) spec's servers for one run; ``patterns``: link patterns a fault may target (those links
-        go through Toxiproxy); ``private``: shared servers this run gets a copy of (a fault hits them)."""
+        go through Toxiproxy); ``private``: shared servers this run gets a copy of (a fault hits them); ``log_dir``:
+        where the servers only this run uses log (default: the session's logs, where shared servers log)."""
         got = Acquired()
         with self._lock:
             for template in self.needed(spec):
@@ -163,7 +166,8 @@ class Infra:
                 running = self.running.get(key)
                 if running is None:
                     server = make(template, self.prepared.options) if own else self.prepared.get(template)
-                    running = Running(server, template, key, f"s{next(self._ids)}-{template.name}")
+                    running = Running(server, template, key, f"s{next(self._ids)}-{template.name}",
+                                      log_dir=log_dir if own and log_dir else self.log_dir)
                     self._start(running, peers, patterns)
                     self.running[key] = running
                 elif self._links_differ(running, patterns):
@@ -191,7 +195,7 @@ class Infra:
         self.progress(f"starting {running.template.name}" + (f" (through Toxiproxy: {', '.join(via)})" if via else ""))
         ctx = ServerContext(
             template=running.template, backend=self.backend, state_dir=self.state_dir / running.ident,
-            log_dir=self.log_dir, links={n: link.listen if isinstance(link, Link) else link
+            log_dir=running.log_dir, links={n: link.listen if isinstance(link, Link) else link
                                          for n, link in running.links.items()},
             peers={name: r.server for name, r in peers.items()}, progress=self.progress)
         running.server.start(ctx)

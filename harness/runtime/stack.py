@@ -113,7 +113,7 @@ class Stack:
 
     def _subst(self, name: str, port: int) -> dict[str, str]:
         return {"python": sys.executable, "name": name, "host": self.infra.backend.address(name), "port": str(port),
-                "grace_s": f"{self.grace_s:g}"}
+                "grace_s": f"{self.grace_s:g}", "here": str(self.spec.path.parent)}
 
     def _own(self, proc: Proc) -> Proc:
         """Register proc as started by this stack (stopped on the way down)."""
@@ -129,7 +129,7 @@ class Stack:
         self._cleanup.callback(self.infra.release, self.namespace)
         self._cleanup.callback(self._unlink)
         self._cleanup.callback(self._stop_processes)
-        self.servers = self.infra.acquire(self.spec, self.namespace, list(self.link_faults), self.private)
+        self.servers = self.infra.acquire(self.spec, self.namespace, list(self.link_faults), self.private, logs)
         self.infra.place(self.spec)
         self._ports["downstream"] = port = free_port()
         host = self.infra.backend.address("downstream")

@@ -1,0 +1,80 @@
+"""One colour per system, the same in every chart and table of every page.
+
+A system's colour is its own: ``color`` in its system.toml, carried in results.json as
+``runs[].color``. A system without one gets a deterministic pick keyed by its name from a
+colour-blind safe palette (Okabe and Ito's colours first, then Paul Tol's "muted" set), the
+reference system a fixed one. The systems shown together (a run, the list of runs) are coloured
+together, so no two of them share a colour.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REFERENCE = "native"
+"""The system every other is compared with (see :func:`harness.report.metrics.ordered_runs`)."""
+REFERENCE_COLOR = "#d55e00"
+"""Its colour when results.json gives none: Okabe-Ito vermillion."""
+OKABE_ITO = ("#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#e69f00", "#000000", "#d55e00", "#f0e442")
+"""Okabe and Ito's colour-blind safe set (vermillion, the reference's, and yellow, faint on white, last)."""
+TOL_MUTED = ("#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677", "#882255", "#aa4499")
+"""Paul Tol's colour-blind safe "muted" set, for runs with more systems than Okabe-Ito has colours."""
+PALETTE = (*OKABE_ITO[:6], *TOL_MUTED, OKABE_ITO[7])
+"""Where a system without a colour of its own gets one (the reference's vermillion is kept for it)."""
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _valid(color: Any) -> str:
+    return color.lower() if isinstance(color, str) and _HEX.fullmatch(color) else ""
+
+
+def _slot(name: str) -> int:
+    # crc32, not hash(): Python salts str hashes per process, and colours must not change between pages.
+    return zlib.crc32(name.encode()) % len(PALETTE)
+
+
+def _extra(name: str, used: set[str]) -> str:
+    """A colour beyond the palette (more systems than colours): derived from the name, distinct from used."""
+    salt = 0
+    while True:
+        color = f"#{zlib.crc32(f'{name}:{salt}'.encode()) & 0xFFFFFF:06x}"
+        if color not in used:
+            return color
+        salt += 1
+
+
+def assign(systems: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """Colours of systems shown together, from (name, colour given in results.json or "") pairs.
+
+    Given colours win (the first system to claim one keeps it); the reference system gets its
+    fixed colour; every other takes its name's palette slot, or the next free one, in name order,
+    so a system keeps its colour on every page where no other system competes for its slot.
+    """
+    given: dict[str, str] = {}
+    for name, color in systems:
+        if name not in given or not given[name]:
+            given[name] = _valid(color)
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name, color in given.items():
+        if color and color not in used:
+            out[name] = color
+            used.add(color)
+    if REFERENCE in given and REFERENCE not in out and REFERENCE_COLOR not in used:
+        out[REFERENCE] = REFERENCE_COLOR
+        used.add(REFERENCE_COLOR)
+    for name in sorted(n for n in given if n not in out):
+        start = _slot(name)
+        free = [PALETTE[(start + i) % len(PALETTE)] for i in range(len(PALETTE))]
+        color = next((c for c in free if c not in used), None) or _extra(name, used)
+        out[name] = color
+        used.add(color)
+    return out
+
+
+def of_docs(docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Colours of every system in these results.json documents, assigned together."""
+    return assign((r["system"], r.get("color", "")) for d in docs for r in d.get("runs", []))
