@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv tools browser servers report test unit scenarios lint bench bench-tier clean docker-setup docker-test
+.PHONY: help setup venv tools browser servers report test smoke unit scenarios lint bench bench-tier clean docker-setup \
+  docker-test
 
 help:
 	@echo "make report   set up and run every scenario against native, Hatchet and Celery; prints the report path"
@@ -19,7 +20,9 @@ help:
 	@echo "make browser  only install Debian's chromium (headless browser of the report test) if missing"
 	@echo "make docker-test  the Docker tier: images built locally, baseline/app-kill/worker-kill/deploy-restart"
 	@echo "              on the Docker backend, docker-compose.yml brought up (starts a private dockerd if needed)"
-	@echo "make servers  only install Debian's redis-server (Celery's broker), iptables (--hosts) and wrk (bench) if missing"
+	@echo "make servers  only install Debian's redis-server (Celery's broker), rabbitmq-server (Hatchet's queue),"
+	@echo "              iptables (--hosts) and wrk (bench) if missing"
+	@echo "make smoke    set up and run the smoke tier: pytest scenarios/ -m smoke (the seed's claims, about 5 min)"
 
 setup: venv tools browser servers
 
@@ -47,11 +50,12 @@ browser:
 	    > /tmp/harness-apt-chromium.log 2>&1 && [ -x $(BROWSER) ] \
 	  || { echo "error: could not install chromium with apt-get (see /tmp/harness-apt-chromium.log); install Debian's chromium package and re-run"; exit 1; }; }
 
-# What systems and the harness start besides Python: Celery's Redis broker (Debian's redis-server; the package's
-# own service is stopped if apt started it: the harness starts its own Redis with each run) and iptables (network
-# partitions between the hosts of `--hosts N`); and wrk, the neutral HTTP client `make bench` measures the
-# downstream service with (bench/downstream_cost.py).
-APT_NEEDS := /usr/bin/redis-server:redis-server /usr/sbin/iptables:iptables /usr/bin/wrk:wrk
+# What systems and the harness start besides Python: Celery's Redis broker (Debian's redis-server) and Hatchet's
+# message queue (Debian's rabbitmq-server; the packages' own services are stopped if apt started them: the harness
+# starts private servers with each run), iptables (network partitions between the hosts of `--hosts N`); and wrk,
+# the neutral HTTP client `make bench` measures the downstream service with (bench/downstream_cost.py).
+APT_NEEDS := /usr/bin/redis-server:redis-server /usr/sbin/rabbitmq-server:rabbitmq-server /usr/sbin/iptables:iptables \
+  /usr/bin/wrk:wrk
 
 servers:
 	@missing=$$(for need in $(APT_NEEDS); do [ -x $${need%%:*} ] || echo $${need##*:}; done); \
@@ -59,13 +63,17 @@ servers:
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; } \
 	    > /tmp/harness-apt-servers.log 2>&1 \
 	  || { echo "error: could not install $$missing with apt-get (see /tmp/harness-apt-servers.log)"; exit 1; }; \
-	  $(SUDO) service redis-server stop > /dev/null 2>&1 || true; }
+	  $(SUDO) service redis-server stop > /dev/null 2>&1 || true; \
+	  $(SUDO) service rabbitmq-server stop > /dev/null 2>&1 || true; $(SUDO) epmd -kill > /dev/null 2>&1 || true; }
 
 report: setup
 	@$(BIN)/harness run all --system all
 
 test: setup
 	@$(BIN)/pytest
+
+smoke: setup
+	@$(BIN)/pytest scenarios -m smoke
 
 unit: venv browser servers
 	@$(BIN)/pytest tests

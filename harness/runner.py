@@ -101,14 +101,16 @@ def _wait_warmup(ledger: Ledger, deadline: float) -> None:
                       f"{WARMUP_TIMEOUT_S:.0f}s (the stack is not processing tasks)")
 
 
-def drain(ledger: Ledger, quiet_s: float, deadline_s: float, tick: Callable[[], None] = lambda: None
-          ) -> tuple[float, str]:
-    """Wait until every accepted task has an effect, the effect log is quiet, or the deadline (tick: each poll)."""
+def drain(ledger: Ledger, quiet_s: float, deadline_s: float, tick: Callable[[], None] = lambda: None,
+          attempts: int = 0) -> tuple[float, str]:
+    """Wait until every accepted task is settled (an effect, or ``attempts`` attempts that all failed: the system
+    gave up), the effect log has been quiet for quiet_s with tasks still missing, or the deadline (tick: each poll).
+    """
     t0 = time.time()
     while True:
         tick()
         now = time.time()
-        if ledger.missing_effects() == 0:
+        if ledger.unsettled(attempts) == 0:
             return now - t0, "complete"
         last = max(ledger.last_activity() or t0, t0)
         if now - last >= quiet_s:
@@ -193,17 +195,17 @@ def _addresses(stack: Stack) -> dict[str, str]:
 
 
 def _references(stack: Stack, out_dir: Path, cache: dict[Any, Any], progress: Progress) -> dict[str, Any]:
-    """Reference ceilings for a capacity run, measured once per scenario run before the first ladder (systems
-    sharing servers share them): the load generator's, and its servers' (an engine's own load tester, its
-    database's commits), measured while nothing of the run loads them."""
+    """Reference ceilings for a capacity run, measured once per scenario run before the ladders (systems declaring
+    the same servers share them): the load generator's, and its servers' (an engine's own load tester, its
+    database's commits) on fresh copies of them, while nothing of the run loads the machine."""
     if "generator" not in cache:
         progress("reference: the load generator's own rate (Locust against a canned endpoint)")
         cache["generator"] = ceilings.generator_req_per_s(out_dir / "reference", stack.infra.backend,
                                                           stack.infra.load_processes)
-    key = tuple(sorted(r.ident for r in stack.servers.servers.values()))
+    key = tuple(t.identity() for t in stack.spec.servers)
     if key and key not in cache:
-        progress(f"reference: ceilings of {', '.join(stack.servers.servers)} (before the ladder)")
-        cache[key] = stack.infra.references(stack.servers, out_dir / "reference", stack.namespace + "ref_")
+        progress(f"reference: ceilings of {stack.spec.name}'s servers, on fresh copies of them")
+        cache[key] = stack.infra.references(stack.spec, out_dir / "reference" / stack.spec.name, stack.namespace)
     return {"generator": cache["generator"], **(cache.get(key) or {})}
 
 
@@ -261,17 +263,18 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
             result.extra["addresses"] = where
         nemesis.setup(stack, ledger, random.Random(params.seed))
         supervisor = Supervisor(ledger, stack.watched, progress)
+        if plan.steps:  # before the warm-up: nothing of the run loads the machine yet
+            refs = _references(stack, out_dir, {} if references is None else references, progress)
         with Sampler(ledger, stack.watched):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")
                 _warm_up(stack, ledger, params)
-            if plan.steps:
-                refs = _references(stack, out_dir, {} if references is None else references, progress)
             quiet_s = params.drain_quiet_s or spec.drain_quiet(dataclasses.asdict(params))
+            attempts = spec.drain_attempts(dataclasses.asdict(params))
             for k, ladder in enumerate(ladders, 1):
                 if k > 1:  # each ladder starts on an engine that has finished the one before
                     progress(f"{scenario.name}/{spec.name}: draining before ladder {k} of {len(ladders)}")
-                    drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check)
+                    drain(ledger, quiet_s, params.drain_deadline_s, supervisor.check, attempts)
                 progress(f"{scenario.name}/{spec.name}: measured load {params.rate:g}/s for {params.duration_s:g}s"
                          f" ({len(schedule.steps)} fault step(s))"
                          + (f", ladder {k} of {len(ladders)}" if len(ladders) > 1 else ""))
@@ -288,7 +291,7 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
                 _check_abort(abort)
                 supervisor.check()
 
-            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, tick)
+            result.drain_s, result.drain_end = drain(ledger, quiet_s, params.drain_deadline_s, tick, attempts)
             ledger.set_meta("drain_end", time.time())
             supervisor.wait()
             result.extra["crashes"] = supervisor.crashes

@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -62,6 +63,17 @@ CLIENT_SPAN = "downstream.client"
 
 _recorder: Recorder | None = None
 _client: httpx.AsyncClient | None = None
+_pool: ThreadPoolExecutor | None = None
+
+
+def _cpu_pool(slots: int) -> ThreadPoolExecutor:
+    """The process's executor for CPU-bound jobs, one thread per slot: not the event loop's default executor, which
+    an SDK uses for its own calls (hatchet-sdk's listener and triggers: hatchet-dev/hatchet#4803), so a busy job
+    never starves the system's own threads of a place to run."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix="job-cpu")
+    return _pool
 
 
 def recorder() -> Recorder:
@@ -109,7 +121,7 @@ async def run_job(req: TaskRequest, attempt: int, config: TaskConfig) -> None:
         if params.hang_p and _draw(config.seed, req.task_id, attempt, "hang") < params.hang_p:
             await _hang(params.hang_s, ignore_cancel=params.hang_ignores_cancel)
         if req.kind == "cpu":
-            await asyncio.to_thread(_burn, params.duration_s)
+            await asyncio.get_running_loop().run_in_executor(_cpu_pool(config.slots), _burn, params.duration_s)
         else:
             await asyncio.sleep(params.duration_s)
         unlucky = params.fail_p and _draw(config.seed, req.task_id, attempt, "fail") < params.fail_p

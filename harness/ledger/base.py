@@ -341,6 +341,20 @@ class Ledger:
             (phase,),
         )
 
+    def unsettled(self, attempts: int, phase: str = "measure") -> int:
+        """Accepted tasks of a phase still unsettled: no effect, and not yet ``attempts`` attempts that all ended in
+        an error (the system's retries exhausted: it has given up). ``attempts`` 0: only an effect settles a task."""
+        if attempts <= 0:
+            return self.missing_effects(phase)
+        return self._count(
+            "SELECT count(*) FROM ops o WHERE o.outcome='ok' AND o.phase=?"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id=o.task_id AND e.type='effect')"
+            " AND NOT EXISTS (SELECT 1 FROM (SELECT sum(CASE WHEN e.type='start' THEN 1 ELSE 0 END) AS s,"
+            " sum(CASE WHEN e.type='error' THEN 1 ELSE 0 END) AS f FROM events e WHERE e.task_id=o.task_id) x"
+            " WHERE x.s >= ? AND x.f = x.s)",
+            (phase, attempts),
+        )
+
     def last_activity(self) -> float | None:
         """Time of the newest effect-log record (the drain's quiet timer)."""
         row = self.query("SELECT max(t) FROM events").fetchone()

@@ -106,8 +106,13 @@ class ServerTemplate:
     ports: tuple[str, ...] = ()
     """Names of extra free ports a command server needs (``{ports.NAME}``), besides ``{port}``."""
     image: dict[str, Any] = field(default_factory=dict)
-    """Where the Docker backend finds its program: ``official`` (an image name) and ``debian`` (packages of the
-    locally built image)."""
+    """What the Docker backend runs it in (:mod:`harness.backends.images`); keys: ``official``, the official image
+    (``{program}``: the program's name, one image per program); ``debian``, Debian packages providing its programs
+    (the local stand-in is the base image holding every system's); ``tools``, a tool ``make tools`` builds
+    (``.tools/<tool>-<version>/bin``: its programs, in the generic local image); ``path``, where a program is in
+    the image (``/hatchet/{program}``; required with ``tools``; default: the command as written, a name on the
+    image's PATH or a script of the read-only checkout); ``programs``, other programs it runs (one-shot commands)
+    besides its command's."""
     here: str = ""
     """The directory of its system.toml (``{here}`` in its command: scripts and configuration beside it)."""
 
@@ -197,6 +202,10 @@ class SystemSpec:
     """The system a variant derives from (empty for a base system)."""
     drain_why: str = ""
     """Why the drain's quiet time is what it is (the system's redelivery settings), shown on the report."""
+    drain_attempts_s: float | str = 0
+    """How many attempts of a task the system makes at most (``[drain] attempts``: a number or an expression such as
+    ``"retries + 1"``): a task whose that many attempts all failed is settled (given up) and the drain stops
+    waiting for it. 0: unknown, only an effect settles a task."""
     color: str = ""
     """Its colour on every chart and table (``#rrggbb``); empty: a stable palette colour keyed by name."""
     versions: dict[str, str] = field(default_factory=dict)
@@ -209,6 +218,10 @@ class SystemSpec:
     def drain_quiet(self, params: Mapping[str, Any]) -> float:
         """The drain's quiet time for a run with these parameters (``Params`` as a dict)."""
         return _arith(self.drain_quiet_s, params)
+
+    def drain_attempts(self, params: Mapping[str, Any]) -> int:
+        """The most attempts a task gets in a run with these parameters (0: unknown)."""
+        return int(_arith(self.drain_attempts_s, params))
 
     @classmethod
     def load(cls, path: Path) -> SystemSpec:
@@ -315,6 +328,7 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
         name=_name(raw["name"], "system"), description=raw.get("description", ""), processes=procs,
         drain_quiet_s=_quiet(drain.get("quiet_s", 10)), path=path, servers=servers,
         variants=variants, drain_why=str(drain.get("why", "")), color=_color(raw.get("color", "")),
+        drain_attempts_s=_quiet(drain.get("attempts", 0)),
         versions=_table(raw, "versions"), setup=str(raw.get("setup", "")),
     )
 
@@ -418,9 +432,9 @@ def _arith(expr: float | str, names: Mapping[str, Any]) -> float:
 
 
 def _quiet(value: Any) -> float | str:
-    """drain.quiet_s: a number, or an expression checked against the scenario parameters' names."""
+    """drain.quiet_s or drain.attempts: a number, or an expression checked against the scenario parameters' names."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"'quiet_s' must be seconds or an expression, got {value!r}")
+        raise ValueError(f"'quiet_s' and 'attempts' must be a number or an expression, got {value!r}")
     if isinstance(value, str):
         _arith(value, dict.fromkeys(Params.__dataclass_fields__, 1.0))  # fails now, not in the middle of a run
     return value

@@ -222,12 +222,19 @@ class Infra:
             self._unlink(running)
             shutil.rmtree(self.state_dir / running.ident, ignore_errors=True)
 
-    def references(self, got: Acquired, out_dir: Path, namespace: str) -> dict[str, Any]:
-        """Reference ceilings of a run's servers, measured now (each server's ``references``)."""
-        out: dict[str, Any] = {}
-        for running in got.servers.values():
-            out.update(running.server.references(out_dir, namespace))
-        return out
+    def references(self, spec: SystemSpec, out_dir: Path, namespace: str) -> dict[str, Any]:
+        """Reference ceilings of spec's servers (each server's ``references``), measured on fresh copies of them
+        started for the purpose and stopped after: never on a server holding another run's work, and what the
+        measurement leaves queued goes with them. A user's own engine is measured as it is."""
+        owner = f"reference-{namespace}"
+        try:
+            got = self.acquire(spec, owner, private=[t.name for t in spec.servers], log_dir=out_dir / "logs")
+            out: dict[str, Any] = {}
+            for running in got.servers.values():
+                out.update(running.server.references(out_dir, namespace))
+            return out
+        finally:
+            self.release(owner)
 
     def manifest(self) -> dict[str, Any]:
         """What the manifest says of the servers that ran (versions, sources, settings; never a secret)."""

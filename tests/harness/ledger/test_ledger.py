@@ -250,6 +250,25 @@ def test_count_in_flight(ledger: Ledger) -> None:
     assert ledger.count_in_flight() == 0
 
 
+def test_a_task_is_settled_by_an_effect_or_by_every_attempt_failing(ledger: Ledger) -> None:
+    for task in ("done", "gave-up", "retrying", "running", "waiting"):
+        ledger.record_op(op(task))
+    ledger.record_event(ev("done", "start", 1.0))
+    ledger.record_event(ev("done", "effect", 1.1))
+    for attempt in (1, 2):
+        ledger.record_event(ev("gave-up", "start", 1.0 + attempt, attempt=attempt))
+        ledger.record_event(ev("gave-up", "error", 1.5 + attempt, attempt=attempt))
+    ledger.record_event(ev("retrying", "start", 1.0))
+    ledger.record_event(ev("retrying", "error", 1.1))
+    ledger.record_event(ev("running", "start", 1.0))
+    ledger.record_event(ev("running", "error", 1.1))
+    ledger.record_event(ev("running", "start", 2.0, attempt=2))
+    counts = {attempts: ledger.unsettled(attempts) for attempts in (0, 1, 2, 3)}
+    print(f"unsettled by attempts allowed: {counts}")
+    # 2 attempts allowed: gave-up has failed both (settled); running's second attempt is still going.
+    assert counts == {0: 4, 1: 2, 2: 3, 3: 4}, counts
+
+
 def test_missing_effects(ledger: Ledger) -> None:
     ledger.record_op(op("a"))
     ledger.record_op(op("b"))
