@@ -194,7 +194,8 @@ def _addresses(stack: Stack) -> dict[str, str]:
     return where if set(where.values()) != {"127.0.0.1"} else {}
 
 
-def _references(stack: Stack, out_dir: Path, cache: dict[Any, Any], progress: Progress) -> dict[str, Any]:
+def _references(stack: Stack, out_dir: Path, cache: dict[Any, Any], progress: Progress, seconds: float
+                ) -> dict[str, Any]:
     """Reference ceilings for a capacity run, measured once per scenario run before the ladders (systems declaring
     the same servers share them): the load generator's, and its servers' (an engine's own load tester, its
     database's commits) on fresh copies of them, while nothing of the run loads the machine."""
@@ -205,7 +206,8 @@ def _references(stack: Stack, out_dir: Path, cache: dict[Any, Any], progress: Pr
     key = tuple(t.identity() for t in stack.spec.servers)
     if key and key not in cache:
         progress(f"reference: ceilings of {stack.spec.name}'s servers, on fresh copies of them")
-        cache[key] = stack.infra.references(stack.spec, out_dir / "reference" / stack.spec.name, stack.namespace)
+        cache[key] = stack.infra.references(stack.spec, out_dir / "reference" / stack.spec.name, stack.namespace,
+                                            seconds)
     return {"generator": cache["generator"], **(cache.get(key) or {})}
 
 
@@ -264,7 +266,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         nemesis.setup(stack, ledger, random.Random(params.seed))
         supervisor = Supervisor(ledger, stack.watched, progress)
         if plan.steps:  # before the warm-up: nothing of the run loads the machine yet
-            refs = _references(stack, out_dir, {} if references is None else references, progress)
+            refs = _references(stack, out_dir, {} if references is None else references, progress,
+                               params.reference_s)
         with Sampler(ledger, stack.watched):
             if params.warmup:
                 progress(f"{scenario.name}/{spec.name}: warm-up ({params.warmup} tasks)")

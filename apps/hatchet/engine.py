@@ -151,22 +151,21 @@ class HatchetEngine:
         forward = [arg for port, relay, _ in relays.values() for arg in ("--forward", f"{port}={relay}")]
         relay = [arg for _, path, out in relays.values() for arg in ("--relay", f"{path}={out}")]
         netns_cmd = [sys.executable, "-m", "harness.backends.netns"]
-        api = ctx.backend.process(
-            name="engine-api",
-            argv=[*netns_cmd, "inside", "--unix", str(sock), "--port", str(self._api_port), *forward, "--",
-                  str(tools.bin_path("hatchet-api")), "--config", str(config)],
-            env=env, log_path=ctx.log_dir / "engine-api.log", roles=("engine-api",),
-            health=Health(log="namespace ready"), cwd=PROJECT_ROOT, stop_grace_s=10)
         bridge = ctx.backend.process(
             name="engine-api-bridge",
             argv=[*netns_cmd, "outside", "--unix", str(sock), "--host", self.host, "--port", str(self._api_port),
                   *relay],
             log_path=ctx.log_dir / "engine-api-bridge.log", roles=("engine-api",),
-            health=Health(http=f"{self.api_url}/api/ready"), cwd=PROJECT_ROOT, stop_grace_s=2)
-        self.api = [bridge, api]  # the relays listen before the API dials them
-        for proc in self.api:
+            health=Health(log="bridge listening"), cwd=PROJECT_ROOT, stop_grace_s=2)
+        api = ctx.backend.process(
+            name="engine-api",
+            argv=[*netns_cmd, "inside", "--unix", str(sock), "--port", str(self._api_port), *forward, "--",
+                  str(tools.bin_path("hatchet-api")), "--config", str(config)],
+            env=env, log_path=ctx.log_dir / "engine-api.log", roles=("engine-api",),
+            health=Health(http=f"{self.api_url}/api/ready"), cwd=PROJECT_ROOT, stop_grace_s=10)
+        self.api = [bridge, api]
+        for proc in self.api:  # the relays listen before the API dials its database and queue through them
             proc.start()
-        for proc in self.api:
             proc.wait_healthy(60)
 
     def client_env(self, namespace: str, listen: str) -> dict[str, str]:
@@ -182,12 +181,13 @@ class HatchetEngine:
         """All of it is the harness's."""
         return {}
 
-    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
         """The engine's ceiling (Hatchet's own load tester) and its database's commits on the engine's path,
         with the engine's pending work at the time."""
         env = self.client_env(namespace, self.address)
         pending = self.pending_work()
-        out: dict[str, Any] = {"engine": {**ceilings.engine_runs_per_s(env, out_dir), "pending_before": pending}}
+        out: dict[str, Any] = {"engine": {**ceilings.engine_runs_per_s(env, out_dir, seconds=round(seconds)),
+                                          "pending_before": pending}}
         db_link = next((link for link in self.links if link.endswith("->postgres")), "")
         if db_link:
             host, _, port = self.links[db_link].rpartition(":")

@@ -157,12 +157,12 @@ class ExternalHatchet:
         names = [*t.process_roles(), *t.link_names(), *(t.link_target(link) for link in t.link_names())] if t else []
         return dict.fromkeys([self.name, *names], why)
 
-    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
         """The engine's ceiling by Hatchet's own load tester, run against the user's engine in a namespace of its
         own (no database figure: it is not ours to reach)."""
         env = {**self.settings, f"{PREFIX}TOKEN": self.token, f"{PREFIX}SERVER_URL": self.server_url,
                f"{PREFIX}NAMESPACE": namespace, f"{PREFIX}HOST_PORT": self.address}
-        return {"engine": ceilings.engine_runs_per_s(env, out_dir)}
+        return {"engine": ceilings.engine_runs_per_s(env, out_dir, seconds=round(seconds))}
 
     def secrets(self) -> list[str]:
         """The token."""

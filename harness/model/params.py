@@ -52,6 +52,8 @@ class Params:
     """Rate of each ladder step over the one before."""
     ladders: int = 1
     """A capacity ladder is sent this many times per system (drained in between): knees as median and range."""
+    reference_s: float = 20.0
+    """How long each reference ceiling of a capacity run measures (an engine's own load tester pushes this long)."""
     warmup: int = 5
     """Tasks sent (and waited for) before measuring; they also prove the stack works end to end."""
     kind: str = "sleep"
@@ -265,6 +267,7 @@ LIMITS: dict[str, Limit] = {
     "step_s": Limit(float, 0, duration=True),
     "step_factor": Limit(float, 1, 10, lo_open=True),
     "ladders": Limit(int, 1, 20),
+    "reference_s": Limit(float, 1, 600),
     "warmup": Limit(int, 0, 10_000),
     "kind": Limit(str, choices=("sleep", "cpu")),
     "job_s": Limit(float, 0, 3600),  # the contract's own limit (apps/common/contract.py JobParams)

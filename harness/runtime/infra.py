@@ -222,7 +222,7 @@ class Infra:
             self._unlink(running)
             shutil.rmtree(self.state_dir / running.ident, ignore_errors=True)
 
-    def references(self, spec: SystemSpec, out_dir: Path, namespace: str) -> dict[str, Any]:
+    def references(self, spec: SystemSpec, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
         """Reference ceilings of spec's servers (each server's ``references``), measured on fresh copies of them
         started for the purpose and stopped after: never on a server holding another run's work, and what the
         measurement leaves queued goes with them. A user's own engine is measured as it is."""
@@ -231,7 +231,7 @@ class Infra:
             got = self.acquire(spec, owner, private=[t.name for t in spec.servers], log_dir=out_dir / "logs")
             out: dict[str, Any] = {}
             for running in got.servers.values():
-                out.update(running.server.references(out_dir, namespace))
+                out.update(running.server.references(out_dir, namespace, seconds))
             return out
         finally:
             self.release(owner)

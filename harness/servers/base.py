@@ -74,8 +74,9 @@ class Server(Protocol):
     def outside(self) -> dict[str, str]:
         """Processes and links of it that exist but are not the harness's to fault, each with why."""
 
-    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
-        """Reference ceilings measured now (capacity runs), e.g. ``{"engine": {...}}``; empty when none."""
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
+        """Reference ceilings measured now for about ``seconds`` each (capacity runs), e.g. ``{"engine": {...}}``;
+        empty when none."""
 
     def secrets(self) -> list[str]:
         """Strings that must never reach a run directory (a token)."""

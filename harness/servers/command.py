@@ -86,7 +86,7 @@ class CommandServer:
         """All of it is the harness's."""
         return {}
 
-    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
         """None."""
         return {}
 

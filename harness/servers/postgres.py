@@ -172,7 +172,7 @@ class PostgresServer:
         """All of it is the harness's."""
         return {}
 
-    def references(self, out_dir: Path, namespace: str) -> dict[str, Any]:
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
         """None of its own (a client measures commits on its path: the engine does)."""
         return {}
 

@@ -48,8 +48,8 @@ command = ["{{python}}", "-m", "app", "--port", "{{port}}"]
 
 
 def test_find_systems_loads_native_and_hatchet(systems: dict[str, SystemSpec]) -> None:
-    assert list(systems) == ["native", "calibration", "celery", "celery-defaults", "hatchet", "hatchet-lite",
-                             "hatchet-naive"]
+    assert list(systems) == ["native", "calibration", "celery", "celery-defaults", "celery-fsync", "hatchet",
+                             "hatchet-naive", "hatchet-lite"]
     for name, spec in systems.items():
         assert spec.name == name
         assert spec.path == APPS_DIR / (spec.base or name) / "system.toml"
