@@ -17,20 +17,15 @@ from typing import Any
 from harness.analysis import results
 from harness.ledger import open_ledger, sqlite_url
 from harness.model.paths import PROJECT_ROOT
+from harness.report import colors, findings
 from harness.report.calls import CLIENT, SERVER, summarize
 from harness.report.export import HISTORY_FILE, write_history
 from harness.report.metrics import applicable, ordered_runs
-from harness.report.pages import (
-    Link,
-    RunEntry,
-    ScenarioView,
-    SystemView,
-    render_reports_index,
-    render_run_index,
-    render_scenario,
-)
+from harness.report.overview import render_reports_index, render_run_index
+from harness.report.scenario import render_scenario
 from harness.report.series import read_series
 from harness.report.stories import stories
+from harness.report.views import Link, RunEntry, ScenarioView, SystemView
 
 REPORTS_DIR = Path(os.environ.get("HARNESS_REPORTS_DIR", PROJECT_ROOT / "reports"))
 """Home of run directories (``HARNESS_REPORTS_DIR`` overrides ``reports/``)."""
@@ -128,8 +123,16 @@ def _nav(scenario_dir: Path) -> list[Link]:
     return [("all runs", f"{up}{INDEX}"), *nav] if _listed(run_dir) else nav
 
 
-def write_scenario(out_dir: Path, doc: dict[str, Any]) -> Path:
-    """Write out_dir/index.html for one scenario's results, and each system's history export."""
+def _findings_json(run_dir: Path) -> Path | None:
+    return findings.locate(run_dir, REPORTS_DIR)
+
+
+def write_scenario(out_dir: Path, doc: dict[str, Any], hues: dict[str, str] | None = None) -> Path:
+    """Write out_dir/index.html for one scenario's results, and each system's history export.
+
+    hues: the colours of the whole run's systems, so a system has one colour on every page of it
+    (default: those of this scenario's systems).
+    """
     files: list[tuple[str, list[Link]]] = [("Results", [("results.json", results.RESULTS_FILE)])]
     systems = []
     for run in ordered_runs(doc):
@@ -139,7 +142,8 @@ def write_scenario(out_dir: Path, doc: dict[str, Any]) -> Path:
     files.append(("Locust's reports", _locust_files(out_dir)))
     shared = _shared_logs(out_dir)
     files.append(("Shared servers' logs", _log_links(shared, out_dir)))
-    view = ScenarioView(doc, systems, files, _nav(out_dir))
+    known = findings.links(_findings_json(_run_dir_of(out_dir)), doc["scenario"], out_dir)
+    view = ScenarioView(doc, systems, files, _nav(out_dir), hues or colors.of_docs([doc]), known)
     return _write(out_dir / INDEX, render_scenario(view))
 
 
@@ -147,7 +151,9 @@ def write_run_index(root: Path, docs: list[dict[str, Any]], reports_dir: Path | 
     """Write root/index.html listing the run's scenarios; with reports_dir, refresh its list of runs too."""
     entries = [(f"{d['scenario']}/{INDEX}", d) for d in docs]
     nav = [("all runs", f"../{INDEX}")] if _listed(root) else []
-    path = _write(root / INDEX, render_run_index(root.name, entries, _log_links(_shared_logs(root), root), nav))
+    known = findings.by_scenario(_findings_json(root), [d["scenario"] for d in docs], root)
+    page = render_run_index(root.name, entries, _log_links(_shared_logs(root), root), nav, findings=known)
+    path = _write(root / INDEX, page)
     if reports_dir is not None:
         write_reports_index(reports_dir)
     return path
@@ -194,10 +200,27 @@ def write_reports_index(reports_dir: Path) -> Path:
     return _write(reports_dir / INDEX, render_reports_index(entries))
 
 
+def write_findings_pages(directory: Path) -> list[Path]:
+    """Rewrite the findings page beside each findings.json of directory and of its ``findings/*/`` (links like
+    ``latest`` left out); an unreadable findings.json is skipped."""
+    found = [directory / findings.FINDINGS_FILE]
+    top = directory / "findings"
+    if top.is_dir():
+        found += [d / findings.FINDINGS_FILE for d in sorted(top.iterdir()) if d.is_dir() and not d.is_symlink()]
+    written = []
+    for path in found:
+        doc = findings.load(path) if path.is_file() else None
+        if doc is not None:
+            written.append(findings.write_findings_page(path.parent, doc))
+    return written
+
+
 def _rebuild_run(run_dir: Path, reports_dir: Path | None) -> list[Path]:
     dirs = scenario_dirs(run_dir)
     docs = [_load(d) for d in dirs]
-    written = [write_scenario(d, doc) for d, doc in zip(dirs, docs, strict=True)]
+    hues = colors.of_docs(docs)  # one colour per system across the run's pages
+    written = write_findings_pages(run_dir) if dirs != [run_dir] else []
+    written += [write_scenario(d, doc, hues) for d, doc in zip(dirs, docs, strict=True)]
     if dirs != [run_dir]:
         written.append(write_run_index(run_dir, docs, reports_dir))
     elif reports_dir is not None:
@@ -232,6 +255,7 @@ def rebuild(paths: Iterable[Path]) -> list[Path]:
     written: list[Path] = []
     for path, kind in kinds:
         if kind == "reports":
+            written += write_findings_pages(path)
             for run in run_dirs(path):
                 written += _rebuild_run(run, None)
             written.append(write_reports_index(path))

@@ -8,7 +8,7 @@ depends on the numbers (which series, shared scales); the page only draws.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.report.series import CALL_PERCENTILES, PERCENTILES, Point, RunSeries
@@ -17,21 +17,14 @@ Spec = dict[str, Any]
 Column = Sequence[float | None]
 """One data array of a chart (None: no value there, the line spans the gap)."""
 
-SYSTEM_COLORS = {"native": "#d95f02", "hatchet": "#1b9e77"}
-"""Colour of each system where several share a chart."""
 PALETTE = ("#1f77b4", "#2ca02c", "#ff7f0e", "#7f7f7f", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
-"""Colours of the series within one chart."""
+"""Colours of the series within one system's chart (systems' own colours: :mod:`harness.report.colors`)."""
 PCT_COLORS = ("#1f77b4", "#ff7f0e", "#d62728")
 """p50, p95, p99."""
 TIME_AXIS = "seconds since the start of the measured load"
 """x label of every time chart."""
 LOG_RATIO = 20.0
 """A latency distribution spanning more than this max/min ratio gets a log x axis."""
-
-
-def system_color(system: str, index: int) -> str:
-    """A stable colour for a system (the palette for systems beyond native and Hatchet)."""
-    return SYSTEM_COLORS.get(system, PALETTE[index % len(PALETTE)])
 
 
 def _round(values: Iterable[float | None], digits: int = 2) -> list[float | None]:
@@ -113,13 +106,15 @@ def wants_log(values: Iterable[float]) -> bool:
     return bool(xs) and max(xs) / min(xs) > LOG_RATIO
 
 
-def cdf_chart(chart_id: str, title: str, curves: Sequence[tuple[str, Sequence[Point]]]) -> Spec:
-    """Latency distributions of several systems on one chart (log x when they span orders of magnitude)."""
+def cdf_chart(chart_id: str, title: str, curves: Sequence[tuple[str, Sequence[Point]]],
+              colors: Mapping[str, str]) -> Spec:
+    """Latency distributions of several systems on one chart, each in its colour (log x when they span orders
+    of magnitude)."""
     positive = [[(round(x, 1), round(p, 4)) for x, p in pts if x > 0] for _, pts in curves]
     xs, ys = align(positive)
     log = wants_log(xs)
     return spec(chart_id, title, xs, ys, [name for name, _ in curves],
-                [system_color(name, i) for i, (name, _) in enumerate(curves)], y_label="share of tasks ≤ x",
+                [colors[name] for name, _ in curves], y_label="share of tasks ≤ x",
                 x_label=f"latency (ms{', log scale' if log else ''})", x_short="ms", log_x=log)
 
 
@@ -144,23 +139,25 @@ def share_ranges(specs: Iterable[Spec], *, y: bool = True) -> None:
 
 
 def trend_charts(prefix: str, scenario: str, run_names: Sequence[str],
-                 points: Sequence[tuple[int, dict[str, dict[str, Any]]]]) -> list[Spec]:
-    """Lost tasks and throughput of one scenario across runs.
+                 points: Sequence[tuple[int, dict[str, dict[str, Any]]]], systems: Sequence[str],
+                 colors: Mapping[str, str]) -> list[Spec]:
+    """Lost tasks and throughput of one scenario across runs, a line per system (those of systems that ran it).
 
     points: (run number, the scenario's runs by system), where run n is run_names[n - 1] and
     run 1 the oldest; the x axis counts runs since they are rarely evenly spaced in time.
     """
-    systems = sorted({name for _, runs in points for name in runs}, key=lambda n: (n != "native", n))
+    ran = {name for _, runs in points for name in runs}
+    systems = [name for name in systems if name in ran]
     xs = [n for n, _ in points]
-    colors = [system_color(name, i) for i, name in enumerate(systems)]
+    hues = [colors[name] for name in systems]
 
     def column(key: str) -> list[list[float | None]]:
         return [[runs[name].get(key) if name in runs else None for _, runs in points] for name in systems]
 
     specs = [
-        spec(f"{prefix}-lost", f"{scenario}: lost tasks per run", xs, column("lost"), systems, colors,
+        spec(f"{prefix}-lost", f"{scenario}: lost tasks per run", xs, column("lost"), systems, hues,
              y_label="lost", x_label="run (1 = oldest)", x_short="run", points=True),
-        spec(f"{prefix}-tps", f"{scenario}: throughput per run", xs, column("throughput_tps"), systems, colors,
+        spec(f"{prefix}-tps", f"{scenario}: throughput per run", xs, column("throughput_tps"), systems, hues,
              y_label="tasks/s", x_label="run (1 = oldest)", x_short="run", points=True),
     ]
     for s in specs:

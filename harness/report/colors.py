@@ -18,12 +18,15 @@ REFERENCE = "native"
 """The system every other is compared with (see :func:`harness.report.metrics.ordered_runs`)."""
 REFERENCE_COLOR = "#d55e00"
 """Its colour when results.json gives none: Okabe-Ito vermillion."""
-OKABE_ITO = ("#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#e69f00", "#000000", "#d55e00", "#f0e442")
-"""Okabe and Ito's colour-blind safe set (vermillion, the reference's, and yellow, faint on white, last)."""
-TOL_MUTED = ("#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677", "#882255", "#aa4499")
-"""Paul Tol's colour-blind safe "muted" set, for runs with more systems than Okabe-Ito has colours."""
-PALETTE = (*OKABE_ITO[:6], *TOL_MUTED, OKABE_ITO[7])
-"""Where a system without a colour of its own gets one (the reference's vermillion is kept for it)."""
+OKABE_ITO = ("#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#e69f00", "#000000", "#f0e442", "#d55e00")
+"""Okabe and Ito's colour-blind safe set: the first four are where names land; orange (next to the reference's
+vermillion), black (heavy beside the others) and yellow (faint on white) come after them."""
+FIRST = 4
+"""How many of them a name's slot falls among."""
+TOL_MUTED = ("#332288", "#999933", "#882255", "#44aa99", "#ddcc77", "#cc6677", "#aa4499")
+"""Paul Tol's "muted" colours least like Okabe-Ito's, for runs with more systems than those."""
+PALETTE = (*OKABE_ITO[:7], *TOL_MUTED)
+"""Every colour a system without one of its own may get, in order of preference after its slot."""
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 
 
@@ -31,9 +34,10 @@ def _valid(color: Any) -> str:
     return color.lower() if isinstance(color, str) and _HEX.fullmatch(color) else ""
 
 
-def _slot(name: str) -> int:
+def _preference(name: str) -> list[str]:
     # crc32, not hash(): Python salts str hashes per process, and colours must not change between pages.
-    return zlib.crc32(name.encode()) % len(PALETTE)
+    start = zlib.crc32(name.encode()) % FIRST
+    return [*PALETTE[start:FIRST], *PALETTE[:start], *PALETTE[FIRST:]]
 
 
 def _extra(name: str, used: set[str]) -> str:
@@ -67,9 +71,7 @@ def assign(systems: Iterable[tuple[str, Any]]) -> dict[str, str]:
         out[REFERENCE] = REFERENCE_COLOR
         used.add(REFERENCE_COLOR)
     for name in sorted(n for n in given if n not in out):
-        start = _slot(name)
-        free = [PALETTE[(start + i) % len(PALETTE)] for i in range(len(PALETTE))]
-        color = next((c for c in free if c not in used), None) or _extra(name, used)
+        color = next((c for c in _preference(name) if c not in used), None) or _extra(name, used)
         out[name] = color
         used.add(color)
     return out

@@ -36,7 +36,7 @@ def expectation(doc: Mapping[str, Any], run: Mapping[str, Any]) -> Expectation:
     expect = doc.get("expect") or {}
     names = [str(r["system"]) for r in doc.get("runs", [])]
     value = expect.get(run["system"]) or expect.get(base_of(run, names)) or ""
-    return value if value in ("keeps", "loses") else ""
+    return "keeps" if value == "keeps" else "loses" if value == "loses" else ""
 
 
 def columns(docs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ outlined.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.report.lineup import columns
@@ -70,14 +70,16 @@ def _point(run: RunDocs, doc: Mapping[str, Any], system: str) -> Point | None:
                  f"run {run.name}\n{c.title}")
 
 
+def _counts(p: Point) -> tuple[int | None, int | None]:
+    return p.lost, p.duplicated
+
+
 def _mark_changes(points: list[Point | None]) -> list[Point | None]:
     out: list[Point | None] = []
     before: Point | None = None
     for p in points:
-        if p is not None and before is not None and p.lost is not None and before.lost is not None:
-            if (p.lost, p.duplicated) != (before.lost, before.duplicated):
-                p = Point(p.run, p.href, p.state, p.lost, p.duplicated, p.title + "\nchanged since the run before",
-                          changed=True)
+        if p is not None and before is not None and _counts(p) != _counts(before) and None not in (p.lost, before.lost):
+            p = replace(p, title=p.title + "\nchanged since the run before", changed=True)
         out.append(p)
         before = p if p is not None else before
     return out

@@ -48,12 +48,21 @@ def _ms(run: dict[str, Any], field: str, pct: str) -> Any:
     return latency.get(pct) if isinstance(latency, dict) else None
 
 
+def _knee(run: dict[str, Any]) -> Any:
+    cap = run.get("capacity") or {}
+    return cap.get("knee_median", cap.get("knee_rate"))
+
+
 def _cost_clause(run: dict[str, Any], ref: dict[str, Any], with_recovery: bool) -> str:
     parts = [
         f"end-to-end p50 {fmt(_ms(run, 'e2e_latency_ms', 'p50'))} vs {fmt(_ms(ref, 'e2e_latency_ms', 'p50'))} ms",
         f"API p99 {fmt(_ms(run, 'api_latency_ms', 'p99'))} vs {fmt(_ms(ref, 'api_latency_ms', 'p99'))} ms",
-        f"throughput {fmt(run.get('throughput_tps'))} vs {fmt(ref.get('throughput_tps'))} tasks/s",
     ]
+    if run.get("capacity") and ref.get("capacity"):
+        # Over a rising ladder the mean throughput measures how long the ladder ran: compare the knees.
+        parts.append(f"knee {fmt(_knee(run))} vs {fmt(_knee(ref))} offered/s")
+    else:
+        parts.append(f"throughput {fmt(run.get('throughput_tps'))} vs {fmt(ref.get('throughput_tps'))} tasks/s")
     if with_recovery:
         def rec(r: dict[str, Any]) -> str:
             return "never" if r.get("recovery_s") is None else f"{fmt(r['recovery_s'])} s"

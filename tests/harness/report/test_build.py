@@ -24,6 +24,7 @@ from harness.model.spec import find_systems
 from harness.report import verdict
 from harness.report.charts import align, cdf_chart, share_ranges, spec, wants_log
 from harness.report.export import history_records, scrub_tokens, write_history
+from harness.report.facts import recovery_text
 from harness.report.metrics import METRICS, TEXT_KEYS, difference, fmt, judge, text_table
 from harness.report.series import (
     bucket_width,
@@ -100,9 +101,10 @@ def test_share_ranges_pads_the_shorter_chart_and_sets_one_y_top() -> None:
 def test_latency_distribution_gets_a_log_axis_only_when_it_spans_orders_of_magnitude() -> None:
     assert not wants_log([2000.0, 2100.0])
     assert wants_log([3.0, 150.0])
-    wide = cdf_chart("c", "t", [("native", [(3.0, 0.5), (150.0, 1.0)]), ("hatchet", [(10.0, 1.0)])])
+    wide = cdf_chart("c", "t", [("native", [(3.0, 0.5), (150.0, 1.0)]), ("hatchet", [(10.0, 1.0)])],
+                     {"native": "#d55e00", "hatchet": "#0072b2"})
     assert wide["x"]["log"] and wide["data"][0] == [3.0, 10.0, 150.0]
-    assert [s["label"] for s in wide["series"]] == ["native", "hatchet"]
+    assert [(s["label"], s["color"]) for s in wide["series"]] == [("native", "#d55e00"), ("hatchet", "#0072b2")]
 
 
 def _run(system: str, **counts: Any) -> dict[str, Any]:
@@ -381,10 +383,10 @@ def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     html = (scenario_dir / "index.html").read_text()
     for link in ("results.json", "native/history.jsonl", "native/ledger.db", "native/logs/api.log",
                  "../logs/toxiproxy.log"):
-        assert f"href='{link}'" in html, link
+        assert f'href="{link}"' in html, link
         assert (scenario_dir / link).exists(), link
     for report_file in (scenario_dir / "native").glob("locust*/*"):  # Locust's own reports, when it drove the load
-        assert f"href='{report_file.relative_to(scenario_dir)}'" in html, report_file
+        assert f'href="{report_file.relative_to(scenario_dir)}"' in html, report_file
     history = (scenario_dir / "native" / "history.jsonl").read_text().splitlines()
     assert sum('"record":"op"' in line for line in history) == run["attempted"] + doc["manifest"]["params"]["warmup"]
 
@@ -399,13 +401,11 @@ def test_run_and_reports_index_render_offline(real_run: Path) -> None:
 
 
 def test_fault_recovery_text_names_how_it_was_measured() -> None:
-    from harness.report.pages import _recovery_text
-
-    assert "pre-fault rate 2.50 s" in _recovery_text({"recovery_s": 2.5, "recovery_kind": "rate"})
-    assert "never got back" in _recovery_text({"recovery_s": None, "recovery_kind": "rate"})
-    assert "before the heal done 4.00 s after" in _recovery_text({"recovery_s": 4.0, "recovery_kind": "catch-up"})
-    assert "never ran" in _recovery_text({"recovery_s": None, "recovery_kind": "catch-up"})
-    assert _recovery_text({"action": "skipped", "recovery_s": None}) == ""
+    assert "pre-fault rate 2.50 s" in recovery_text({"recovery_s": 2.5, "recovery_kind": "rate"})
+    assert "never got back" in recovery_text({"recovery_s": None, "recovery_kind": "rate"})
+    assert "before the heal done 4.00 s after" in recovery_text({"recovery_s": 4.0, "recovery_kind": "catch-up"})
+    assert "never ran" in recovery_text({"recovery_s": None, "recovery_kind": "catch-up"})
+    assert recovery_text({"action": "skipped", "recovery_s": None}) == ""
 
 
 @pytest.fixture(scope="module")
@@ -431,8 +431,9 @@ def test_a_three_system_page_reads_well(three_systems: Path) -> None:
         assert f"{system} lost none of" in text, system
     assert "hatchet vs native" in text and "celery vs native" in text  # the headline's difference columns
     html = (three_systems / "index.html").read_text()
-    assert html.count("<th>celery</th>") >= 2  # headline and per-system facts
-    assert "celery/logs/broker.log" in html, "the system's own server logs are linked"
+    assert html.count('data-system="celery"') >= 3  # at a glance, headline and per-system facts
+    # The system's own server's log: with the system's logs, or with the run's shared servers' when it is shared.
+    assert "celery/logs/broker.log" in html or "../logs/broker.log" in html, "the broker's log is linked"
 
 
 def test_capacity_section_puts_each_knee_beside_its_ceilings() -> None:
@@ -442,16 +443,22 @@ def test_capacity_section_puts_each_knee_beside_its_ceilings() -> None:
     refs = {"engine_runs_per_s": 300.0, "postgres_commits_per_s": {"1": 8000.0, "4": 19000.0, "8": 20000.0},
             "generator_req_per_s": 5000.0, "details": {"engine": {"runs_per_s": 300.0}}}
     doc = {"runs": [
-        {"system": "native", "applicable": True, "links": {"proxied": []},
-         "capacity": {"knee_rate": 1000.0, "steps": [step], "reference": {"generator_req_per_s": 5000.0},
-                      "knee_vs_generator": 0.2}},
         {"system": "hatchet", "applicable": True, "links": {"proxied": []},
          "capacity": {"knee_rate": 240.0, "steps": [step], "reference": refs, "knee_vs_engine": 0.8,
                       "where_time_goes": {"240": [{"stage": "span trigger.call", "n": 960, "p50_ms": 4.2,
                                                    "p99_ms": 31.0}]}}},
+        {"system": "native", "applicable": True, "links": {"proxied": []},
+         "capacity": {"knee_rate": 1000.0, "steps": [step], "reference": {"generator_req_per_s": 5000.0},
+                      "knee_vs_generator": 0.2}},
     ]}
-    html, charts = section(doc)
-    assert "<h2>Capacity</h2>" in html and len(charts) == 1 and charts[0]["id"] == "capacity-ladder"
-    assert "<td class=''>80 %</td>" in html and "<td class=''>8000 / 19000 / 20000</td>" in html
-    assert "hatchet at 240/s (the knee)" in html and "span trigger.call" in html
-    assert section({"runs": [{"system": "native", "applicable": True}]}) == ("", [])
+    sec = section(doc, {"native": "#d55e00", "hatchet": "#0072b2"})
+    assert sec is not None and sec.chart is not None and sec.chart["id"] == "capacity-ladder"
+    native, hatchet = sec.knees  # native first
+    assert (native.system, native.knee, native.ladders, native.ceiling, native.share) == ("native", 1000.0, 1, 5000.0,
+                                                                                          0.2)
+    assert native.ceiling_of.startswith("load generator")  # no engine: the generator's ceiling
+    assert (hatchet.knee, hatchet.ceiling, hatchet.share) == (240.0, 300.0, 0.8)
+    assert hatchet.ceiling_of.startswith("engine")
+    assert sec.ceilings[1][2] == "8000 / 19000 / 20000"
+    assert sec.breakdowns == [("hatchet at 240/s (the knee)", [["span trigger.call", 960, 4.2, 31.0]])]
+    assert section({"runs": [{"system": "native", "applicable": True}]}, {}) is None

@@ -13,9 +13,11 @@ from harness.ledger import Ledger, create_ledger
 from harness.model.history import Event, Op, Span
 from harness.report.calls import CLIENT, SERVER, pair, summarize
 from harness.report.charts import time_charts
-from harness.report.pages import ScenarioView, SystemView, render_run_index, render_scenario
+from harness.report.overview import render_run_index
+from harness.report.scenario import render_scenario
 from harness.report.series import read_series
 from harness.report.stories import stories
+from harness.report.views import ScenarioView, SystemView
 
 T0 = 1_800_000_000.0
 
