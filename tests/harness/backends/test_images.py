@@ -1,8 +1,10 @@
-"""Images cached by content hash, and docker-compose.yml: valid, and every service healthy on a real engine."""
+"""Images from the systems' data, cached by content hash, and docker-compose.yml: its images the data's, valid, and
+every service healthy on a real engine with one task through each app."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -14,8 +16,27 @@ import pytest
 from harness import tools
 from harness.backends.base import free_port
 from harness.backends.docker import connect, containers, name_of
-from harness.backends.images import Images, app_image, ensure, inputs_hash, marker_extras
+from harness.backends.images import (
+    BASE_PACKAGES,
+    Images,
+    app_image,
+    debian_packages,
+    declared,
+    ensure,
+    inputs_hash,
+    marker_extras,
+    official,
+)
 from harness.model.paths import PROJECT_ROOT
+
+SERVICES = {"net", "postgres", "mq", "broker", "toxiproxy", "hatchet-migrate", "hatchet-setup", "hatchet-engine",
+            "hatchet-api", "ledger", "downstream", "native-api", "hatchet-app-api", "hatchet-worker-1",
+            "hatchet-worker-2", "celery-app-api", "celery-worker-1"}
+"""docker-compose.yml's services."""
+ONE_SHOTS = ("hatchet-migrate", "hatchet-setup", "ledger")
+"""Its services that run to completion."""
+APPS = {"native": "NATIVE_PORT", "hatchet": "HATCHET_APP_PORT", "celery": "CELERY_APP_PORT"}
+"""Each app and the variable of its published port."""
 
 
 def test_inputs_hash_follows_content_and_args(tmp_path: Path) -> None:
@@ -34,6 +55,24 @@ def test_inputs_hash_follows_content_and_args(tmp_path: Path) -> None:
     assert inputs_hash(files, {"X": "1"}) != first
 
 
+def test_compose_defaults_are_the_official_images_the_data_names() -> None:
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    defaults = dict(re.findall(r"\$\{(\w+_IMAGE):-([^}]+)\}", text))
+    defaults.pop("HARNESS_APP_IMAGE"), defaults.pop("PYTHON_IMAGE")  # the apps' image is always built here
+    expected = official().compose_env()
+    assert set(defaults) <= set(expected), set(defaults) - set(expected)
+    assert {k: expected[k] for k in defaults} == defaults
+    # Every system server of the compared stack is in it (the engine's four programs, its queue, the broker).
+    assert {"HATCHET_ENGINE_IMAGE", "HATCHET_API_IMAGE", "HATCHET_MQ_IMAGE", "CELERY_BROKER_IMAGE"} <= set(defaults)
+
+
+def test_the_local_base_holds_every_system_debian_package() -> None:
+    packages = debian_packages(declared())
+    assert packages[:len(BASE_PACKAGES)] == list(BASE_PACKAGES)
+    assert {"redis-server", "rabbitmq-server"} <= set(packages)
+    assert len(packages) == len(set(packages))
+
+
 def _compose(*args: str, env: dict[str, str], project: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(tools.compose_bin()), "-f", str(PROJECT_ROOT / "docker-compose.yml"), "-p", project,
                            *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=PROJECT_ROOT)
@@ -44,9 +83,7 @@ def test_compose_file_is_valid() -> None:
     proc = _compose("config", "--quiet", env=dict(os.environ), project="harness-config")
     assert proc.returncode == 0, proc.stderr
     services = _compose("config", "--services", env=dict(os.environ), project="harness-config").stdout.split()
-    assert set(services) == {"net", "postgres", "toxiproxy", "hatchet-migrate", "hatchet-setup", "hatchet-engine",
-                             "hatchet-api", "ledger", "downstream", "native-api", "hatchet-app-api",
-                             "hatchet-worker-1", "hatchet-worker-2"}, services
+    assert set(services) == SERVICES, services
 
 
 @pytest.fixture
@@ -54,7 +91,7 @@ def compose_env(harness_docker_host: str) -> Iterator[tuple[dict[str, str], str]
     """Environment for docker-compose.yml with this engine's images and free ports; brings it down after."""
     client = connect(harness_docker_host)
     images: Images = ensure(client, print)
-    ports = {k: str(free_port()) for k in ("NATIVE_PORT", "HATCHET_APP_PORT", "HATCHET_API_PORT", "TOXIPROXY_PORT")}
+    ports = {k: str(free_port()) for k in (*APPS.values(), "HATCHET_API_PORT", "TOXIPROXY_PORT")}
     env = {**os.environ, "DOCKER_HOST": harness_docker_host, **images.compose_env(), **ports,
            "HARNESS_APP_IMAGE": app_image(client, images.base, print, with_code=True)}
     project = f"harness-test-{os.getpid()}"
@@ -74,12 +111,12 @@ def test_compose_up_wait_brings_every_service_healthy(compose_env: tuple[dict[st
     print(ps.stdout)
     assert up.returncode == 0, up.stderr[-3000:]
     states = dict(line.split(" ", 1) for line in ps.stdout.strip().splitlines())
-    assert len(states) == 13, states
+    assert set(states) == SERVICES, states
     for service, state in states.items():
-        expected = ("running", "exited") if service in ("hatchet-migrate", "hatchet-setup", "ledger") else ("running",)
+        expected = ("running", "exited") if service in ONE_SHOTS else ("running",)
         assert state.split()[0] in expected, (service, state)
     # One task through each app, over the ports published on 127.0.0.1.
-    for port in (env["NATIVE_PORT"], env["HATCHET_APP_PORT"]):
+    for port in (env[variable] for variable in APPS.values()):
         req = urllib.request.Request(f"http://127.0.0.1:{port}/tasks", method="POST",
                                      data=b'{"task_id": "compose-1", "kind": "sleep", "params": {}}',
                                      headers={"content-type": "application/json"})
@@ -87,12 +124,12 @@ def test_compose_up_wait_brings_every_service_healthy(compose_env: tuple[dict[st
             assert resp.status == 202
     # ...and each ran: its effect is in that system's ledger (the compose stack's volume).
     count = ("import sqlite3, sys; print(*(sqlite3.connect(f'/ledger/{s}.db').execute(\"SELECT count(*) FROM events"
-             " WHERE task_id='compose-1' AND type='effect'\").fetchone()[0] for s in ('native', 'hatchet')))")
+             f" WHERE task_id='compose-1' AND type='effect'\").fetchone()[0] for s in {tuple(APPS)!r}))")
     deadline, effects = time.monotonic() + 60, ""
-    while time.monotonic() < deadline and effects != "1 1":
+    while time.monotonic() < deadline and effects != "1 1 1":
         effects = _compose("exec", "-T", "native-api", "python", "-c", count, env=env, project=project).stdout.strip()
         time.sleep(0.5)
-    assert effects == "1 1", f"effects of compose-1 (native, hatchet): {effects!r}"
+    assert effects == "1 1 1", f"effects of compose-1 ({', '.join(APPS)}): {effects!r}"
 
 
 def test_marker_extras_are_what_an_older_python_adds(tmp_path: Path) -> None:
