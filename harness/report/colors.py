@@ -3,7 +3,7 @@
 A system's colour is its own: ``color`` in its system.toml, carried in results.json as
 ``runs[].color``. A system without one gets a deterministic pick keyed by its name from a
 colour-blind safe palette (Okabe and Ito's colours first, then Paul Tol's "muted" set), the
-reference system a fixed one. The systems shown together (a run, the list of runs) are coloured
+reference system a fixed one (orange). The systems shown together (a run, the list of runs) are coloured
 together, so no two of them share a colour.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 
 REFERENCE = "native"
 """The system every other is compared with (see :func:`harness.report.metrics.ordered_runs`)."""
-REFERENCE_COLOR = "#d55e00"
-"""Its colour when results.json gives none: Okabe-Ito vermillion."""
-OKABE_ITO = ("#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#e69f00", "#000000", "#f0e442", "#d55e00")
-"""Okabe and Ito's colour-blind safe set: the first four are where names land; orange (next to the reference's
-vermillion), black (heavy beside the others) and yellow (faint on white) come after them."""
+REFERENCE_COLOR = "#e69f00"
+"""Its colour when results.json gives none: Okabe-Ito orange, as its system.toml says."""
+OKABE_ITO = ("#0072b2", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442", "#e69f00")
+"""Okabe and Ito's colour-blind safe set: the first four are where names land; vermillion (next to the reference's
+orange), black (heavy beside the others) and yellow (faint on white) come after them."""
 FIRST = 4
 """How many of them a name's slot falls among."""
 TOL_MUTED = ("#332288", "#999933", "#882255", "#44aa99", "#ddcc77", "#cc6677", "#aa4499")

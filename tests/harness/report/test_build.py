@@ -328,8 +328,29 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return session.root
 
 
-def _open(page_path: Path, shot: Path | None = None) -> dict[str, Any]:
-    """Open a page from disk in headless Chromium; what it logged, requested and drew."""
+VIEWPORT = {"width": 1400, "height": 900}
+"""The first screen the run's page must answer on."""
+MATRIX_PROBE = """() => {
+  const box = el => { const r = el.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.right)]; };
+  const t = document.getElementById('matrix');
+  return {
+    heads: [...t.querySelectorAll('thead th.sys')].map(th => ({system: th.dataset.system, x: box(th),
+              color: getComputedStyle(th).borderTopColor})),
+    rows: [...t.querySelectorAll('tbody tr')].map(tr => ({scenario: tr.dataset.scenario,
+              cells: [...tr.querySelectorAll('td.cell')].map(td => ({system: td.dataset.system, x: box(td),
+                        text: td.innerText, state: td.className, title: td.title}))})),
+    bottom: t.getBoundingClientRect().bottom,
+  };
+}"""
+"""Where the run page's matrix puts each system's head and cells, and where it ends."""
+COLORS_PROBE = """() => [...document.querySelectorAll('[data-system][style]')].map(el => [el.dataset.system,
+  getComputedStyle(el).getPropertyValue('--sys').trim()])"""
+"""Every (system, colour) a page gives a head, a row or a chart cell."""
+
+
+def _open(page_path: Path, shot: Path | None = None, first_screen: Path | None = None,
+          probe: str | None = None) -> dict[str, Any]:
+    """Open a page from disk in headless Chromium; what it logged, requested and drew (and probe's answer)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -338,7 +359,7 @@ def _open(page_path: Path, shot: Path | None = None) -> dict[str, Any]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
             page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
             page.on("request", lambda r: seen["requests"].append(r.url))
@@ -352,6 +373,13 @@ def _open(page_path: Path, shot: Path | None = None) -> dict[str, Any]:
                 "[...document.querySelectorAll('[data-chart] canvas')].map(c => {"
                 " const r = c.getBoundingClientRect(); return [r.width, r.height]; })")
             seen["text"] = page.inner_text("body")
+            seen["first_table"] = page.evaluate("(t => t && t.id)(document.querySelector('table'))")
+            seen["colors"] = page.evaluate(COLORS_PROBE)
+            if probe is not None:
+                seen["probe"] = page.evaluate(probe)
+            if first_screen is not None:
+                page.screenshot(path=str(first_screen))  # the viewport only: what a reader sees without scrolling
+                print(f"first screen of {page_path}: {first_screen}")
             if shot is not None:
                 page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -367,6 +395,32 @@ def _assert_drawn(seen: dict[str, Any], expected_charts: int) -> None:
     assert all(w > 100 and h > 100 for w, h in seen["canvases"]), seen["canvases"]
 
 
+def _one_colour_each(seen: dict[str, Any], colors: dict[str, str] | None = None) -> dict[str, str]:
+    """Each system's colour on a page, checked to be one per system and distinct (and as colors says)."""
+    found: dict[str, set[str]] = {}
+    for system, color in seen["colors"]:
+        found.setdefault(system, set()).add(color.lower())
+    for chart in seen["specs"]:  # charts whose lines are systems: theirs too
+        for series in chart["series"]:
+            if series["label"] in found:
+                found[series["label"]].add(series["color"])
+    assert all(len(c) == 1 for c in found.values()), f"a system in several colours: {found}"
+    mine = {system: next(iter(c)) for system, c in found.items()}
+    assert len(set(mine.values())) == len(mine), f"two systems share a colour: {mine}"
+    if colors is not None:
+        assert {k: v for k, v in colors.items() if k in mine} == mine
+    return mine
+
+
+def _matrix_lines_up(probe: dict[str, Any], systems: list[str]) -> None:
+    """Every row has a cell per column, under its head: same system, same left and right edge."""
+    assert [h["system"] for h in probe["heads"]] == systems
+    for row in probe["rows"]:
+        assert [c["system"] for c in row["cells"]] == systems, row["scenario"]
+        for head, c in zip(probe["heads"], row["cells"], strict=True):
+            assert abs(head["x"][0] - c["x"][0]) <= 1 and abs(head["x"][1] - c["x"][1]) <= 1, (row["scenario"], c)
+
+
 def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     scenario_dir = real_run / "app-kill"
     seen = _open(scenario_dir / "index.html", shot=scenario_dir / "report.png")
@@ -380,6 +434,7 @@ def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
     assert f"Verdict: {verdict(doc).text}" in seen["text"]
     assert f"native: lost tasks (all {run['lost']})" in seen["text"] or "first 50" in seen["text"]
     assert f"{run['lost_ids'][0]} lost: 1 attempt(s), 0 effect(s); during kill api" in seen["text"]
+    assert _one_colour_each(seen)["native"] == run["color"] or not run.get("color")
     html = (scenario_dir / "index.html").read_text()
     for link in ("results.json", "native/history.jsonl", "native/ledger.db", "native/logs/api.log",
                  "../logs/toxiproxy.log"):
@@ -392,12 +447,106 @@ def test_scenario_page_of_a_real_run_renders_offline(real_run: Path) -> None:
 
 
 def test_run_and_reports_index_render_offline(real_run: Path) -> None:
-    run_page = _open(real_run / "index.html")
+    run_page = _open(real_run / "index.html", first_screen=real_run / "run-first-screen.png", probe=MATRIX_PROBE)
     _assert_drawn(run_page, expected_charts=0)
-    assert "app-kill" in run_page["text"] and "Verdict:" in run_page["text"]
+    run = json.loads((real_run / "app-kill" / "results.json").read_text())["runs"][0]
+    _matrix_lines_up(run_page["probe"], ["native"])
+    (row,) = run_page["probe"]["rows"]
+    assert row["scenario"] == "app-kill"
+    assert f"lost {run['lost']} of {run['accepted']}" in row["cells"][0]["text"]
+    assert row["cells"][0]["state"] == "cell claimed", "the claim expects native to lose in a kill"
     listing = _open(real_run.parent / "index.html", shot=real_run / "runs.png")
     _assert_drawn(listing, expected_charts=2)  # lost and throughput trend of the one scenario
-    assert real_run.name in listing["text"]
+    assert real_run.name in listing["text"] and listing["first_table"] == "trends"
+
+
+# ---- synthetic runs in Chromium: the matrix, colours, knees and trends -----------------------------
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reports directory of two nightly runs of the 19 default scenarios with variants, and a run without
+    variants, rendered by ``harness report`` (no system runs: results.json documents alone)."""
+    from .synthetic import SCENARIOS, write_run
+
+    reports = tmp_path_factory.mktemp("synthetic")
+    write_run(reports / "20261205-010000-aaaa", list(SCENARIOS), "2026-12-05T01:00:00+00:00")
+    write_run(reports / "20261206-010000-bbbb", list(SCENARIOS), "2026-12-06T01:00:00+00:00", scale=2)
+    write_run(reports / "20261207-010000-cccc", ["app-kill", "baseline", "worker-kill"], "2026-12-07T01:00:00+00:00")
+    out = harness("report", str(reports))
+    assert out.returncode == 0, out.stderr
+    return reports
+
+
+FULL = ["native", "hatchet", "hatchet-naive", "celery", "celery-defaults"]
+
+
+def test_the_run_page_answers_on_its_first_screen(synthetic: Path) -> None:
+    run_dir = synthetic / "20261206-010000-bbbb"
+    seen = _open(run_dir / "index.html", first_screen=run_dir / "run-first-screen.png", probe=MATRIX_PROBE)
+    _assert_drawn(seen, expected_charts=0)
+    probe = seen["probe"]
+    _matrix_lines_up(probe, FULL)  # variants in their base's group, in every row
+    assert len(probe["rows"]) == 19
+    assert probe["bottom"] <= VIEWPORT["height"], "the whole matrix fits the first screen"
+    rows = {r["scenario"]: {c["system"]: c for c in r["cells"]} for r in probe["rows"]}
+    assert rows["app-kill"]["native"]["text"].splitlines() == ["lost 80 of 200", "dup 0 · retried 0"]
+    assert rows["app-kill"]["native"]["state"] == "cell claimed"
+    assert rows["worker-kill"]["celery"]["state"] == "cell broken"
+    assert rows["worker-kill"]["hatchet"]["state"] == "cell dup"
+    assert rows["baseline"]["hatchet"]["state"] == "cell held"
+    assert rows["deploy-restart"]["native"]["state"] == "cell unshown"
+    assert (rows["engine-restart"]["native"]["text"], rows["engine-restart"]["native"]["title"]) == (
+        "n/a", "not applicable: no engine")
+    assert rows["app-kill"]["hatchet-naive"]["title"] == "hatchet-naive did not run in this scenario"
+    assert "native lost as claimed, hatchet held, with duplicates, celery broken." in seen["text"]
+    colors = _one_colour_each(seen)
+    assert sorted(colors) == sorted(FULL)
+    assert (run_dir / "run-first-screen.png").stat().st_size > 10_000
+
+
+def test_the_matrix_lines_up_without_variants(synthetic: Path) -> None:
+    seen = _open(synthetic / "20261207-010000-cccc" / "index.html", probe=MATRIX_PROBE)
+    _assert_drawn(seen, expected_charts=0)
+    _matrix_lines_up(seen["probe"], ["native", "hatchet", "celery"])
+
+
+def test_every_system_keeps_its_colour_on_every_page(synthetic: Path) -> None:
+    run_dir = synthetic / "20261206-010000-bbbb"
+    colors = _one_colour_each(_open(run_dir / "index.html"))
+    for scenario, charts in (("capacity", 1), ("broker-restart", 0), ("app-kill", 0)):
+        seen = _open(run_dir / scenario / "index.html")
+        _assert_drawn(seen, expected_charts=charts)  # no ledgers here: no time chart, the capacity ladder drawn
+        _one_colour_each(seen, colors)
+    listing = _open(synthetic / "index.html")
+    _assert_drawn(listing, expected_charts=2 * 19)
+    _one_colour_each(listing, colors)
+
+
+def test_the_capacity_page_leads_with_the_knees(synthetic: Path) -> None:
+    seen = _open(synthetic / "20261206-010000-bbbb" / "capacity" / "index.html",
+                 shot=synthetic / "20261206-010000-bbbb" / "capacity" / "report.png")
+    _assert_drawn(seen, expected_charts=1)
+    assert seen["first_table"] == "knees"
+    text = seen["text"]
+    assert text.index("Capacity: each system's knee") < text.index("Headline")
+    assert "400 (380–420)\t3 ladders\t392" in text and "20.0\t1 ladder\t19.6" in text
+    assert "throughput: mean over the whole ladder" in text
+    labels = [s["label"] for s in seen["specs"][0]["series"]]
+    assert labels[:3] == ["native (median of 3 ladders)", "native ladder 2", "native ladder 3"]  # ladder 1: median
+    assert "hatchet-naive" in labels and labels[-1] == "offered"
+
+
+def test_the_list_of_runs_shows_a_change_between_runs(synthetic: Path) -> None:
+    probe = """() => [...document.querySelectorAll('#trends tbody tr')].map(tr => [tr.dataset.scenario,
+      [...tr.querySelectorAll('td.strip')].map(td => [td.dataset.system,
+        [...(td.querySelector('table.strip') || {rows: [{cells: []}]}).rows[0].cells].map(c => [c.innerText,
+          c.classList.contains('changed')])])])"""
+    seen = _open(synthetic / "index.html", first_screen=synthetic / "runs-first-screen.png", probe=probe)
+    assert seen["first_table"] == "trends"
+    rows = {scenario: dict(cells) for scenario, cells in seen["probe"]}
+    assert rows["app-kill"]["native"] == [["40", False], ["80", True], ["40", True]]
+    assert rows["capacity"]["hatchet-naive"] == [["0", False], ["0", False], ["·", False]]
+    assert rows["engine-restart"]["native"][0] == ["–", False]
 
 
 def test_fault_recovery_text_names_how_it_was_measured() -> None:
