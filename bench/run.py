@@ -9,7 +9,8 @@
 - ``downstream``: the downstream service under wrk, 10 and 100 keep-alive connections, 5 s each (goal at 10:
   >= 2,000 calls/s with p99 <= 5 ms; at 100: no socket error), and 10 connections paced near 2,000 calls/s
   (the tail at that rate, reported), every answered call recorded;
-- ``tier``: wall time of the default tier, ``pytest scenarios/`` (long: not part of ``all``).
+- ``tier``: wall times of the smoke tier, the default tier (``pytest scenarios/``) and ``.ci/run`` on a fresh
+  clone (long: not part of ``all``).
 
 Each figure is the median of its repeats (the machine may be shared; every repeat is kept). ``all``
 (``make bench``) runs every one but ``tier``, prints a table and writes
@@ -146,16 +147,32 @@ def downstream_figures(repeats: int) -> list[Figure]:
     return figures
 
 
-def tier_figures(repeats: int = 1) -> list[Figure]:
-    """Wall time of ``pytest scenarios/`` (the default tier, real stack)."""
-    command = [sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider"]
+def _timed(command: list[str], cwd: Path, repeats: int) -> tuple[list[float], list[int]]:
     times, codes = [], []
     for _ in range(repeats):
         t = time.monotonic()
-        codes.append(subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, check=False).returncode)
+        codes.append(subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, check=False).returncode)
         times.append(round(time.monotonic() - t, 1))
-    return [Figure("pytest scenarios/ (default tier), wall time", "s", times, note=shlex.join(command[2:]),
-                   extra={"exit_codes": codes})]
+    return times, codes
+
+
+def tier_figures(repeats: int = 1) -> list[Figure]:
+    """Wall times of the smoke tier, the default tier (``pytest scenarios/``, real stack) and ``.ci/run`` on a fresh
+    clone of this checkout's HEAD (its own venv; the per-user tool cache and images are reused, as on a CI runner
+    with a warm cache)."""
+    out = []
+    for name, marker in (("smoke tier", ["-m", "smoke"]), ("default tier", [])):
+        command = [sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider", *marker]
+        times, codes = _timed(command, PROJECT_ROOT, repeats)
+        out.append(Figure(f"pytest scenarios/ ({name}), wall time", "s", times, note=shlex.join(command[2:]),
+                          extra={"exit_codes": codes}))
+    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "--quiet", str(PROJECT_ROOT), str(clone)], check=True)
+        times, codes = _timed([str(clone / ".ci" / "run")], clone, 1)
+    out.append(Figure(".ci/run on a fresh clone (lint, make test, make docker-test), wall time", "s", times,
+                      note="git clone of HEAD; ~/.cache/harness-tools reused", extra={"exit_codes": codes}))
+    return out
 
 
 SUITES: dict[str, Callable[[int], list[Figure]]] = {

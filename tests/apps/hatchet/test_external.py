@@ -107,9 +107,9 @@ def test_scenarios_run_against_the_users_engine(users_engine: dict[str, str], tm
         assert run["accepted"] > 0 and run["lost"] == 0, run
         assert docs[name]["manifest"]["engine_source"] == f"external ({users_engine['HATCHET_CLIENT_HOST_PORT']})"
     assert docs["worker-kill"]["runs"][0]["faults"][0]["action"] == "kill"
-    for name in ("engine-restart", "db-outage"):
-        (run,) = docs[name]["runs"]
-        assert run["applicable"] is False and "external engine" in run["reason"], run
+    for name in ("engine-restart", "db-outage"):  # db-outage runs hatchet-lite beside: on your engine, the same
+        runs = docs[name]["runs"]
+        assert runs and all(r["applicable"] is False and "external engine" in r["reason"] for r in runs), runs
     token = users_engine["HATCHET_CLIENT_TOKEN"]
     files = [p for p in out_dir.rglob("*") if p.is_file()]
     assert any(p.name == "worker-1.log" for p in files)
