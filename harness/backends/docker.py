@@ -585,7 +585,7 @@ class DockerBackend:
         run_root = os.environ.get(RUN_MARKER)
         values = [*argv[1:], *env.values(), *([str(cwd)] if cwd else [])]
         environment = {**env, **({RUN_MARKER: run_root} if run_root else {})}  # the reaper's sweep finds them
-        if argv[0] == sys.executable:  # the checkout is importable from anywhere, as the venv's editable install makes it
+        if argv[0] == sys.executable:  # the checkout importable from anywhere, as the editable install makes it
             environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         return ContainerSpec(image=image, command=command, environment=environment,
                              mounts=mounts_for(values, Path(run_root) if run_root else None), user=_user_ids(user),

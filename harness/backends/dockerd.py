@@ -106,7 +106,6 @@ def engine(start_private: bool, log_dir: Path) -> Iterator[str]:
                 os.environ["DOCKER_HOST"] = saved
 
 
-
 def running_private_engines(data_root: Path = DATA_ROOT) -> list[int]:
     """Pids of dockerd processes on the private data root (none should outlive the tier that started it)."""
     import psutil
