@@ -115,3 +115,36 @@ docker-test: docker-setup
 
 clean:
 	rm -rf $(VENV) .tools reports/2* reports/latest .mypy_cache .ruff_cache .pytest_cache
+
+# The findings catalogue (findings/*.toml): list it, and re-run every reproduction (each starts only what it needs:
+# real engine, Postgres, RabbitMQ, Redis, Celery workers, Toxiproxy). Writes reports/findings/<time>/findings.json
+# (and its page) and prints one line per finding; NAMES= checks some, SDK= a version (hatchet-sdk==1.43.1).
+findings: setup
+	@$(BIN)/harness findings list
+	@$(BIN)/harness findings check $(NAMES) $(foreach s,$(SDK),--sdk $(s))
+
+# Library versions other than the lock's, each in its own venv (.venv-sdk/<dist>-<version>): the lock's
+# dependencies with that one version from PyPI, and this project (editable), so a finding's clients can run on a
+# newer release: `harness findings check NAME --sdk hatchet-sdk==1.43.1`. What the version changed beside itself
+# is kept in the venv's changes.txt. The Hatchet engine has no such axis: the Go module proxy serves no tag after
+# v0.105.0, so it stays pinned.
+SDK_VERSIONS ?= hatchet-sdk==1.43.1
+SDK_VENVS := .venv-sdk
+
+.PHONY: findings sdk-versions
+
+sdk-versions: venv
+	@set -e; for req in $(SDK_VERSIONS); do \
+	  dist=$${req%%==*}; ver=$${req##*==}; dir=$(SDK_VENVS)/$$dist-$$ver; \
+	  if [ -x $$dir/bin/python ] && $$dir/bin/python -c "import importlib.metadata as m, sys; \
+	      sys.exit(m.version('$$dist') != '$$ver')" 2>/dev/null; then echo "==> $$dir ready"; continue; fi; \
+	  echo "==> $$dir: the lock's dependencies with $$dist $$ver from PyPI"; \
+	  rm -rf $$dir; $(PYTHON) -m venv $$dir; \
+	  grep -iv "^$$dist==" requirements.lock > $$dir/requirements.txt; \
+	  $$dir/bin/pip install --quiet --disable-pip-version-check -r $$dir/requirements.txt; \
+	  $$dir/bin/pip install --quiet --disable-pip-version-check "$$req"; \
+	  $$dir/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .; \
+	  $$dir/bin/pip freeze --exclude-editable | sort -f > $$dir/installed.txt; echo '*' > $(SDK_VENVS)/.gitignore; \
+	  { diff <(sort -f requirements.lock) $$dir/installed.txt || true; } > $$dir/changes.txt; \
+	  echo "    $$dist $$ver installed; changed from the lock:"; sed 's/^/      /' $$dir/changes.txt; \
+	done

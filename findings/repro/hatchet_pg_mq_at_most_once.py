@@ -1,0 +1,154 @@
+"""Hatchet's Postgres message queue is at most once across a database cut: acknowledged triggers never become runs.
+
+Starts Postgres and the pinned engine with the Postgres message queue (the ``hatchet-lite`` system,
+optimistic scheduling off so every trigger goes through the queue), its link to Postgres through
+Toxiproxy, and one hatchet-sdk client triggering ``probe`` runs at 40/s (no worker needed: a run
+that exists in the engine's database is not lost). Each try cuts the engine <-> Postgres link for
+3 s. After the load, heal and settle, every run id the engine acknowledged to the client is looked
+up in the engine's own tables (``v1_lookup_table``). A try reproduces it when an id acknowledged
+within 3 s before or during its cut has no run; the message rows stranded in ``ASSIGNED``
+(``"MessageQueueItem"``) and the engine's ``error pre-acking message`` lines are counted beside.
+
+Control (``--control``): the same against the ``hatchet`` system (RabbitMQ queue): expect 0 lost.
+
+Usage: ``python -m findings.repro.hatchet_pg_mq_at_most_once [--tries 6] [--control]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from findings.repro import common
+from harness.model.finding import CheckResult
+
+TRIES = 6
+PERIOD_S = 9.0
+"""One cut every PERIOD_S seconds of load."""
+CUT_S = 3.0
+"""How long each cut lasts."""
+RATE = 40.0
+"""Triggers per second."""
+SETTLE_S = 12.0
+"""Wait after the load before counting (the queue drains, the engine writes what it will)."""
+WINDOW_S = 3.0
+"""An acknowledgement this long before a cut (or during it) belongs to that cut."""
+SLOW_S = 2.0
+"""Before each cut, the link is slowed this long (a loaded machine's database: transactions in flight at the cut)."""
+SLOW_MS = 150
+"""How much each packet from Postgres is delayed then."""
+SETTINGS = {"SERVER_OPTIMISTIC_SCHEDULING_ENABLED": "false"}
+
+
+def plan(args: common.Args) -> list[str]:
+    """What a run does."""
+    return [f"start: Postgres + hatchet-engine {common.engine_version()} (hatchet-lite: Postgres message queue, "
+            f"optimistic scheduling off), engine->postgres through Toxiproxy",
+            f"load: one hatchet-sdk client, {RATE:g} triggers/s for {args.tries * PERIOD_S + 3:.0f} s",
+            f"tries: {args.tries} cuts of engine->postgres, {CUT_S:g} s every {PERIOD_S:g} s",
+            "reproduced: a try whose acknowledged triggers (3 s before or during its cut) have no run afterwards",
+            "control (--control): the same on the hatchet system (RabbitMQ queue)"]
+
+
+def decode(payload: Any) -> tuple[str, str]:
+    """A ``MessageQueueItem`` payload: its message kind and its messages decoded (base64 JSON) into one text."""
+    doc = payload if isinstance(payload, dict) else json.loads(str(payload))
+    texts = []
+    for message in doc.get("messages") or []:
+        try:
+            texts.append(base64.b64decode(message).decode(errors="replace"))
+        except (ValueError, TypeError):
+            texts.append(str(message))
+    return str(doc.get("id", "?")), "\n".join(texts)
+
+
+def arm(args: common.Args, system: str, logs: Path) -> dict[str, Any]:
+    """One stack, one load with cuts; what was acknowledged and what became runs."""
+    logs.mkdir(parents=True, exist_ok=True)
+    py = common.runtimes(args, "hatchet-sdk")[0]
+    with common.hatchet_stack(logs, system, ["engine->postgres"], SETTINGS) as st:
+        out = logs / "load.jsonl"
+        env = {**st.client_env("pgmq"), "HATCHET_CLIENT_TENACITY_MAX_ATTEMPTS": "0"}  # one RPC per trigger
+        seconds = args.tries * PERIOD_S + 3
+        st.processes.start("load", [py.python, "-m", common.client_module(), "load", "--rate", str(RATE),
+                                    "--seconds", str(seconds), "--out", str(out)], env,
+                           common.Health(log=r"(?m)^ready$"), wait_s=90)
+        t0 = time.time()
+        cuts: list[tuple[float, float]] = []
+        for k in range(args.tries):
+            time.sleep(max(0.0, t0 + 3 + k * PERIOD_S - SLOW_S - time.time()))
+            if SLOW_S:
+                st.toxic("engine->postgres", "slow", "latency", {"latency": SLOW_MS})
+                time.sleep(SLOW_S)
+            start = time.time()
+            st.set_link("engine->postgres", False)
+            time.sleep(CUT_S)
+            if SLOW_S:
+                st.untoxic("engine->postgres", "slow")
+            st.set_link("engine->postgres", True)
+            cuts.append((start, time.time()))
+            common.say(f"cut {k + 1}/{args.tries}: engine->postgres down {CUT_S:g} s")
+        load = st.processes.started[-1]
+        load.wait(seconds + 60)
+        time.sleep(SETTLE_S)
+        sent = common.read_lines(out)
+        acked = {r["id"]: r for r in sent if r.get("ok")}
+        found = {str(row[0]) for row in st.query(
+            "SELECT external_id FROM v1_lookup_table WHERE external_id = ANY(%s::uuid[])", (list(acked),))}
+        lost = {i: acked[i] for i in acked if i not in found}
+        rows = [row[0] for row in st.query(
+            """SELECT payload FROM "MessageQueueItem" WHERE status = 'ASSIGNED'""")] if system == "hatchet-lite" else []
+        stranded = [decode(p) for p in rows]
+        in_assigned = sum(1 for i in lost if any(i in text for _, text in stranded))
+        kinds = Counter(kind for kind, _ in stranded)
+        preack = sum(line.count("error pre-acking message")
+                     for line in (logs / "engine.log").read_text(errors="replace").splitlines())
+        per_try = []
+        for start, end in cuts:
+            mine = [i for i, r in lost.items() if start - WINDOW_S <= r["done"] <= end]
+            near = [i for i, r in acked.items() if start - WINDOW_S <= r["done"] <= end]
+            per_try.append({"acknowledged_near_cut": len(near), "lost": len(mine)})
+        outside = len(lost) - sum(t["lost"] for t in per_try)
+        return {"system": system, "sent": len(sent), "acknowledged": len(acked), "lost": len(lost),
+                "lost_outside_windows": outside, "stranded_assigned_rows": len(stranded),
+                "stranded_by_message": dict(kinds),
+                "lost_in_assigned_rows": in_assigned,
+                "engine_preack_errors": preack, "tries": per_try, "sdk": py.version,
+                "lost_ids": sorted(lost)[:20]}
+
+
+def run(args: common.Args, control: bool = False) -> list[CheckResult]:
+    """The Postgres-queue arm (and the RabbitMQ control when asked)."""
+    t0 = time.monotonic()
+    main = arm(args, "hatchet-lite", args.logs / "lite")
+    hits = sum(1 for t in main["tries"] if t["lost"])
+    detail = (f"Postgres queue: lost {main['lost']} of {main['acknowledged']} acknowledged triggers; "
+              f"{hits} of {args.tries} cuts lost some; {main['stranded_assigned_rows']} message rows left ASSIGNED "
+              f"(holding {main['lost_in_assigned_rows']} of the lost run ids); "
+              f"{main['engine_preack_errors']} 'error pre-acking message' lines")
+    data: dict[str, Any] = {"lite": main}
+    if control:
+        ctl = arm(args, "hatchet", args.logs / "rabbitmq")
+        data["control"] = ctl
+        detail += f". Control (RabbitMQ queue): lost {ctl['lost']} of {ctl['acknowledged']}"
+    common.say(f"lost {hits} of {args.tries}")
+    return [CheckResult.judge(hits, args.tries, time.monotonic() - t0, detail,
+                              {"hatchet-engine": common.engine_version(), "hatchet-sdk": main["sdk"]}, data)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    control = "--control" in argv
+    argv = [a for a in argv if a != "--control"]
+    return common.main(argv, __doc__ or "", TRIES, plan, lambda a: run(a, control))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
