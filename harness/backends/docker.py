@@ -222,9 +222,9 @@ class Isolation:
         return cls(args.unix, args.port, tuple(args.forward), argv[cut + 1:])
 
     def sidecar(self) -> list[str]:
-        """The sidecar's command in the apps' image (:func:`main`'s ``forward``)."""
-        return ["python", "-m", "harness.backends.docker", "forward", "--unix", self.unix, "--port", str(self.port),
-                *[arg for f in self.forwards for arg in ("--forward", f)]]
+        """The sidecar's command (:func:`main`'s ``forward``), for the apps' image."""
+        return [sys.executable, "-m", "harness.backends.docker", "forward", "--unix", self.unix, "--port",
+                str(self.port), *[arg for f in self.forwards for arg in ("--forward", f)]]
 
 
 def program(images: Images, argv: list[str], name: str = "") -> tuple[str, list[str]]:
@@ -535,8 +535,7 @@ class DockerBackend:
                 return Pod(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
                            user=user, stop_grace_s=stop_grace_s, backend=self, serial=serial,
                            spec=self.plan(inside.command, env, cwd, user, name),
-                           sidecar_spec=self.plan([sys.executable, *inside.sidecar()[1:]], {}, None, None, name,
-                                                  network="none"))
+                           sidecar_spec=self.plan(inside.sidecar(), {}, None, None, name, network="none"))
             return Container(name=name, argv=argv, log_path=log_path, env=env, roles=roles, health=health, cwd=cwd,
                              user=user, stop_grace_s=stop_grace_s, backend=self, serial=serial,
                              spec=self.plan(argv, env, cwd, user, name))
