@@ -64,9 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                      help="a scenario, run or reports directory, e.g. reports/latest, reports/ or an --out directory")
     findings = sub.add_parser("findings", help="list the findings catalogue, or re-check its reproductions")
-    findings.add_argument("action", nargs="?", choices=("list", "check"), default="list")
+    findings.add_argument("action", nargs="?", choices=("list", "check", "readme"), default="list",
+                          help="list the catalogue, check (re-run) reproductions, or print the README section")
     findings.add_argument("names", nargs="*", metavar="NAME", help="findings to check (default: every one)")
     findings.add_argument("--out", type=Path, default=None, help="where `check` writes findings.json and its page")
+    findings.add_argument("--sdk", action="append", default=[], metavar="DIST==VERSION",
+                          help="check the findings about that library on that version (its venv: make sdk-versions)")
     return ap
 
 
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "findings":
             from harness.front.findings import command  # the catalogue's machinery only when asked for
 
-            return command(args.action, args.names, args.out)
+            return command(args.action, args.names, args.out, args.sdk)
         return _cmd_run(args)
     except (UsageError, ParamError, SpecError, ServerUnusable, LedgerOptionError, hosts.HostsUnavailable,
             BackendUnavailable, ToolMissing) as exc:

@@ -9,7 +9,8 @@ reproductions; each run gives a :class:`CheckResult`, and :func:`entry` / :func:
 
 The version axis: a reproduction may be run on a library version other than the lock's
 (``--sdk hatchet-sdk==1.43.1``); :attr:`Reproduction.versions` names the ones ``check`` runs by
-default. Each such version lives in its own virtual environment (``make sdk-versions``).
+default. Each such version lives in its own virtual environment (``make sdk-versions``); what cannot
+move (a server no registry serves a newer version of) is said in ``findings/_catalogue.toml``.
 
 This module is data: it imports nothing of the runtime.
 """
@@ -36,9 +37,8 @@ EXIT_CODES = {REPRODUCED: 0, NOT_REPRODUCED: 1, COULD_NOT_RUN: 2}
 """A reproduction's exit status for each result."""
 SDK_VENVS_DIR = FINDINGS_DIR.parent / ".venv-sdk"
 """Where ``make sdk-versions`` makes one virtual environment per library version (``hatchet-sdk-1.43.1``)."""
-ENGINE_PIN_NOTE = ("The Hatchet engine stays at v0.105.0: the Go module proxy serves no engine tag after it (newer "
-                   "tags are refused), so only the SDK side of a Hatchet finding can move to a newer release.")
-"""Why the version axis has no engine: said on the page and in the README section."""
+NOTES_FILE = "_catalogue.toml"
+"""What the catalogue says as a whole (not a finding): ``pins`` (what cannot move, with why), ``example_sdk``."""
 
 _TOP_KEYS = {"name", "title", "claim", "systems", "mechanism", "sources", "upstream", "scenario", "seed", "text",
              "corrects", "reproduction", "new"}
@@ -54,7 +54,7 @@ def requirement_parts(requirement: str) -> tuple[str, str]:
     """``hatchet-sdk==1.43.1`` -> (``hatchet-sdk``, ``1.43.1``); FindingError unless pinned with ``==``."""
     dist, sep, version = requirement.partition("==")
     if not sep or not dist.strip() or not version.strip() or any(c in version for c in "<>=!~ ,"):
-        raise FindingError(f"{requirement!r}: give a pinned version, e.g. hatchet-sdk==1.43.1")
+        raise FindingError(f"{requirement!r}: give a pinned version, e.g. dist==1.2.3")
     return dist.strip(), version.strip()
 
 
@@ -214,7 +214,9 @@ def entry(finding: Finding, results: Sequence[CheckResult]) -> dict[str, Any]:
     head = results[0]
     detail = head.detail
     if len(results) > 1:
-        detail = " | ".join(f"{_on(r)}: {r.status}{f' ({r.rate})' if r.rate else ''}: {r.detail}" for r in results)
+        keys = varying(results)
+        detail = " | ".join(f"{_on(r, keys)}: {r.status}{f' ({r.rate})' if r.rate else ''}: {r.detail}"
+                            for r in results)
     repro = finding.reproduction
     return {
         "name": finding.name, "title": finding.title, "claim": finding.claim,
@@ -233,15 +235,50 @@ def entry(finding: Finding, results: Sequence[CheckResult]) -> dict[str, Any]:
     }
 
 
-def _on(result: CheckResult) -> str:
-    return ", ".join(f"{k} {v}" for k, v in result.versions.items() if k != "hatchet-engine") or "lock"
+def varying(results: Sequence[CheckResult]) -> list[str]:
+    """The version keys whose values differ between results (the axis they were run along)."""
+    keys = dict.fromkeys(k for r in results for k in r.versions)
+    return [k for k in keys if len({r.versions.get(k) for r in results}) > 1]
+
+
+def _on(result: CheckResult, keys: Sequence[str]) -> str:
+    return ", ".join(f"{k} {result.versions[k]}" for k in keys if k in result.versions) or "lock"
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What the catalogue says as a whole (``findings/_catalogue.toml``)."""
+
+    pins: dict[str, str] = field(default_factory=dict)
+    """What cannot move to another version here, each with why (a server the version axis cannot reach)."""
+    example_sdk: str = ""
+    """A requirement to show ``--sdk`` with."""
+
+
+def load_notes(directory: Path = FINDINGS_DIR) -> Notes:
+    """The catalogue's notes (empty when it has none)."""
+    path = directory / NOTES_FILE
+    if not path.exists():
+        return Notes()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise FindingError(f"{path}: {exc}") from exc
+    pins = raw.get("pins", {})
+    if not isinstance(pins, dict) or not all(isinstance(v, str) for v in pins.values()):
+        raise FindingError(f"{path}: 'pins' must be a table of name = why")
+    example = str(raw.get("example_sdk", ""))
+    if example:
+        requirement_parts(example)
+    return Notes({str(k): v.strip() for k, v in pins.items()}, example)
 
 
 def document(entries: Sequence[Mapping[str, Any]], checked_at: str, wall_s: float | None = None,
-             machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """findings.json: when, and one entry per finding checked (``engine_pin`` and the wall time are additions)."""
+             machine: Mapping[str, Any] | None = None, notes: Notes | None = None) -> dict[str, Any]:
+    """findings.json: when, and one entry per finding checked (``pins``, the wall time and the machine are
+    additions)."""
     doc: dict[str, Any] = {"checked_at": checked_at, "findings": [dict(e) for e in entries],
-                           "engine_pin": ENGINE_PIN_NOTE}
+                           "pins": dict((notes or Notes()).pins)}
     if wall_s is not None:
         doc["wall_s"] = round(wall_s, 1)
     if machine:
@@ -250,8 +287,8 @@ def document(entries: Sequence[Mapping[str, Any]], checked_at: str, wall_s: floa
 
 
 def _strings(raw: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
-        raise FindingError(f"{where}: expected a list of non-empty strings")
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise FindingError(f"{where}: expected a non-empty list of non-empty strings")
     return tuple(raw)
 
 
@@ -290,7 +327,7 @@ def load_finding(path: Path) -> Finding:
         raise FindingError(f"{where}: [reproduction] needs tries, seconds_per_try and budget_s ({exc})") from exc
     if tries < 1 or per_try <= 0 or budget <= 0:
         raise FindingError(f"{where}: tries, seconds_per_try and budget_s must be positive")
-    versions = _strings(rep.get("versions", []), f"{where} [reproduction] versions") if rep.get("versions") else ()
+    versions = _strings(rep["versions"], f"{where} [reproduction] versions") if rep.get("versions") else ()
     for requirement in versions:
         requirement_parts(requirement)
     alone = bool(rep.get("alone", True))
@@ -313,7 +350,8 @@ def load_finding(path: Path) -> Finding:
 
 def load_catalogue(directory: Path = FINDINGS_DIR) -> dict[str, Finding]:
     """Every finding of the catalogue by name, in file-name order."""
-    return {f.name: f for f in (load_finding(p) for p in sorted(directory.glob("*.toml")))}
+    paths = [p for p in sorted(directory.glob("*.toml")) if not p.name.startswith("_")]
+    return {f.name: f for f in (load_finding(p) for p in paths)}
 
 
 def select(catalogue: Mapping[str, Finding], names: Sequence[str]) -> list[Finding]:
