@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.model.params import ParamError
+from harness.model.params import ParamError, show
 from harness.model.scenario import Scenario
 from harness.model.spec import SELECTIONS, SystemSpec
 
@@ -143,11 +143,12 @@ def _overrides(params: Sequence[str], seed: int | None) -> dict[str, str]:
             raise UsageError(f"--param {item!r}: expected NAME=VALUE")
         name = key.strip().replace("-", "_")
         if name in out and out[name] != value:
-            raise UsageError(f"--param {key}: given twice with different values ({out[name]!r} and {value!r})")
+            raise UsageError(f"--param {show(key)}: given twice with different values ({show(out[name])} and "
+                             f"{show(value)})")
         out[name] = value
     if seed is not None:
         if "seed" in out and out["seed"] != str(seed):
-            raise UsageError(f"--seed {seed} and --param seed={out['seed']}: two different seeds")
+            raise UsageError(f"--seed {seed} and --param seed={show(out['seed'])}: two different seeds")
         out["seed"] = str(seed)
     return out
 

@@ -120,27 +120,27 @@ class Params:
 
     def _check_load(self, given: Mapping[str, Any]) -> None:
         """Cross-field checks of the measured load: a ladder that fits and rises, at least one request."""
-        def show(name: str) -> str:
+        def as_given(name: str) -> str:
             return f"{name}={show(given.get(name, getattr(self, name)))}"
 
         if self.step_s > 0:
             if self.step_s > self.duration_s:
-                raise ParamError(f"parameter {show('step_s')}: allowed 0 (no ladder) or up to duration_s "
+                raise ParamError(f"parameter {as_given('step_s')}: allowed 0 (no ladder) or up to duration_s "
                                  f"({self.duration_s:g})")
             if self.duration_s / self.step_s > MAX_LADDER_STEPS:
-                raise ParamError(f"parameter {show('step_s')}: allowed at least duration_s/{MAX_LADDER_STEPS} "
+                raise ParamError(f"parameter {as_given('step_s')}: allowed at least duration_s/{MAX_LADDER_STEPS} "
                                  f"({self.duration_s / MAX_LADDER_STEPS:g}): a ladder has at most "
                                  f"{MAX_LADDER_STEPS} steps")
             rates = [r for r, _ in self.load().steps]
             if rates[-1] > MAX_RATE:
-                raise ParamError(f"parameter {show('step_factor')}: the ladder's last step would send "
+                raise ParamError(f"parameter {as_given('step_factor')}: the ladder's last step would send "
                                  f"{rates[-1]:.6g} requests/s; allowed up to {MAX_RATE:.0f} (lower step_factor, "
                                  f"rate or duration_s)")
             if any(b <= a for a, b in itertools.pairwise(rates)) or rates[0] <= 0:
-                raise ParamError(f"parameter {show('rate')}: the ladder's rates must rise step by step, but "
+                raise ParamError(f"parameter {as_given('rate')}: the ladder's rates must rise step by step, but "
                                  f"rounded to 0.001/s they go {', '.join(f'{r:g}' for r in rates[:3])}...")
         if self.load().count < 1:
-            raise ParamError(f"parameter {show('rate')}: the measured load would send no request "
+            raise ParamError(f"parameter {as_given('rate')}: the measured load would send no request "
                              f"(rate x duration_s = {self.rate * self.duration_s:.3g}); allowed rate x duration_s "
                              f">= 0.5")
 

@@ -129,8 +129,8 @@ class Stack:
         self._cleanup.callback(self.infra.release, self.namespace)
         self._cleanup.callback(self._unlink)
         self._cleanup.callback(self._stop_processes)
+        self.infra.place(self.spec)  # where each process runs (hosts), before any of its servers starts
         self.servers = self.infra.acquire(self.spec, self.namespace, list(self.link_faults), self.private, logs)
-        self.infra.place(self.spec)
         self._ports["downstream"] = port = free_port()
         host = self.infra.backend.address("downstream")
         self._own(self.infra.backend.process(

@@ -17,7 +17,7 @@ from bench.killed_runs import killed_run
     ("sig", "when", "after_s", "scenario", "exit_code"),
     [
         ("SIGKILL", "measured load", 3.0, "worker-kill", -9),  # mid-load: workers, engine and Postgres busy
-        ("SIGINT", "starting Postgres", 5.0, "baseline", 130),  # while Postgres, migrations, the engine start
+        ("SIGINT", "starting postgres", 5.0, "baseline", 130),  # while Postgres, migrations, the engine start
         ("SIGTERM", "warm-up", 1.0, "worker-kill", 143),
         ("none", None, 0.0, "worker-kill", 0),  # the normal end, a worker SIGKILLed by the scenario on the way
     ],

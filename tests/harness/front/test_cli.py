@@ -50,7 +50,8 @@ def test_all_is_the_three_way_comparison_and_both_native_vs_hatchet() -> None:
     assert "baseline" in runs and "app-kill" in runs and "broker-restart" in runs
     assert not {"calibration", "calibration-kill"} & set(runs), "calibration runs by name, not in `all`"
     assert runs["baseline"] == ["native", "hatchet", "celery"], runs
-    assert runs["capacity"] == ["native", "hatchet", "hatchet-naive", "celery"], "variants in `also` follow their base"
+    assert runs["capacity"] == ["native", "hatchet", "hatchet-naive", "hatchet-lite", "celery", "celery-fsync"], \
+        "variants in `also` follow their base"
     both = _names(select_runs(["baseline"], SELECTIONS["both"], discover(), find_systems()))
     assert both == {"baseline": ["native", "hatchet"]}
 
@@ -84,6 +85,14 @@ def test_help_explains_every_run_option() -> None:
         (["up", "--system", "native", "--ledger", "postgres"], "--ledger 'postgres': expected sqlite, pg"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
+        (["run", "baseline", "--system", "native,native"], "--system 'native,native': native is named twice"),
+        (["run", "baseline", "--param", "rate=20", "--param", "rate=30"],
+         "--param rate: given twice with different values (20 and 30)"),
+        (["run", "baseline", "--seed", "3", "--param", "seed=4"], "--seed 3 and --param seed=4: two different seeds"),
+        (["run", "baseline", "baseline"], "scenario 'baseline' is named twice"),
+        (["run", "baseline", "--parallel", "--serial"], "--parallel and --serial: choose one"),
+        (["run", "baseline", "--dockerd", "auto"], "--dockerd auto starts a Docker engine for --backend docker"),
+        (["run", "baseline", "--hosts", "2", "--backend", "docker"], "--hosts places processes on network hosts"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

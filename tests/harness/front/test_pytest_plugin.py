@@ -26,6 +26,13 @@ def pytest_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
          "ERROR: parameter duration_s=4: allowed above 5, else scenario app-kill's fault at 5 s never fires"),
         (["scenarios/test_baseline.py", "--seed", "-3"], "ERROR: parameter seed=-3: allowed an integer from 0"),
         (["scenarios/test_baseline.py", "--param", "warmup"], "ERROR: --param 'warmup': expected NAME=VALUE"),
+        # The same options and checks as `harness run` (harness/front/options.py):
+        (["scenarios/test_baseline.py", "--system", "native,native"],
+         "ERROR: --system 'native,native': native is named twice"),
+        (["scenarios/test_baseline.py", "--systems", "native,native"],
+         "ERROR: --system 'native,native': native is named twice"),
+        (["scenarios/test_baseline.py", "--param", "rate=20", "--param", "rate=30"],
+         "ERROR: --param rate: given twice with different values (20 and 30)"),
     ],
 )
 def test_bad_param_is_a_usage_error_before_any_scenario_runs(tmp_path: Path, args: list[str], message: str) -> None:
@@ -45,3 +52,23 @@ def test_only_the_scenarios_that_will_run_are_checked(tmp_path: Path) -> None:
     soak = pytest_run(tmp_path, *files, "--param", "duration_s=20", "--collect-only", "-q", "-m", "soak")
     assert soak.returncode == pytest.ExitCode.USAGE_ERROR
     assert "scenario chaos-monkey: its faults (from 10 s until 0 s) would never fire" in soak.stderr
+
+
+def test_the_cli_and_pytest_share_one_definition_of_every_run_option() -> None:
+    from harness.front.cli import _parser
+    from harness.front.options import OPTIONS
+
+    run = next(a for a in _parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" run"))  # type: ignore[union-attr]
+    cli = {flag: a.help for a in run._actions for flag in a.option_strings}
+    plugin = pytest_run_help()
+    for option in OPTIONS:
+        for flag in option.flags:
+            assert cli[flag] == option.help, flag
+            assert flag in plugin, f"{flag} missing from pytest --help"
+    print(f"{len(OPTIONS)} options, {sum(len(o.flags) for o in OPTIONS)} flags, the same in both doors")
+
+
+def pytest_run_help() -> str:
+    out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         timeout=120)
+    return out.stdout

@@ -36,7 +36,7 @@ def test_up_prints_a_working_locust_command_and_stops_everything(tmp_path: Path,
         ledger_url = re.search(r"ledger +((?:sqlite|postgresql)://\S+)", out)
         assert ledger_url, out
         command = out.strip().splitlines()[-1].split("locust  ", 1)[1]
-        assert "--web-host 127.0.0.1" in command and "harness/loadgen/locustfile.py" in command
+        assert "--web-host 127.0.0.1" in command and "harness/load/loadgen/locustfile.py" in command
         assert leftovers_now(tmp_path), "the stack should be up"
         # The printed command drives the stack as printed (headless here instead of the web UI).
         run = subprocess.run(command + " --headless -u 2 -r 2 -t 2s", shell=True, cwd="/", capture_output=True,

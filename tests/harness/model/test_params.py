@@ -159,11 +159,10 @@ def test_job_params() -> None:
 
 def test_task_config() -> None:
     p = Params().override({"retries": "5", "execution_timeout_s": "12", "slots": "8", "seed": "77"})
-    tc = p.task_config()
-    assert isinstance(tc, TaskConfig)
+    tc = TaskConfig(**p.task_config())  # plain data in the model; the apps' contract reads it
     assert (tc.retries, tc.execution_timeout_s, tc.slots, tc.seed) == (5, 12.0, 8, 77)
     assert tc.trigger_threads == Params().trigger_threads == 64
-    assert Params().override({"trigger_threads": "0"}).task_config().trigger_threads == 0
+    assert Params().override({"trigger_threads": "0"}).task_config()["trigger_threads"] == 0
     assert (tc.backoff_factor, tc.backoff_max_s) == (TaskConfig().backoff_factor, TaskConfig().backoff_max_s)
 
 

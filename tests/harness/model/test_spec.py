@@ -344,7 +344,7 @@ def test_servers_and_variants_are_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     (('links = ["broker", "downstream"]', 'links = ["cache"]'), "link 'api -> cache': no such service"),
-    (('name = "broker"', 'name = "engine"'), "server 'engine': the harness provides"),
+    (('name = "broker"', 'name = "downstream"'), "server 'downstream': the harness provides"),
     (('name = "broker"', 'name = "api"'), "two processes or servers are named 'api'"),
     (('name = "broker"', 'name = "Broker!"'), "server name 'Broker!' must be"),
     (("[variants.plain]", "[variants.Plain]"), "variant name 'Plain' must be"),
