@@ -118,8 +118,9 @@ clean:
 
 # The findings catalogue (findings/*.toml): list it, and re-run every reproduction (each starts only what it needs:
 # real engine, Postgres, RabbitMQ, Redis, Celery workers, Toxiproxy). Writes reports/findings/<time>/findings.json
-# (and its page) and prints one line per finding; NAMES= checks some, SDK= a version (hatchet-sdk==1.43.1).
-findings: setup
+# (and its page) and prints one line per finding; NAMES= checks some, SDK= a version (hatchet-sdk==1.43.1). The SDK
+# findings run on the lock's hatchet-sdk and on the newest release (its venv: sdk-versions, below). About 12 minutes.
+findings: setup sdk-versions
 	@$(BIN)/harness findings list
 	@$(BIN)/harness findings check $(NAMES) $(foreach s,$(SDK),--sdk $(s))
 

@@ -12,7 +12,7 @@ builds a new pool from ``Channel._connparams``, which reads ``self.connection.cl
 A try reproduces it when the worker logs that AttributeError (``Unrecoverable error``) and its
 main process exits. Control (one try first): the same cut with no task in hand.
 
-Usage: ``python -m findings.repro.celery_worker_crash_hostname [--tries 3]``; ``--sdk kombu==X`` runs the
+Usage: ``python -m findings.repro.celery_worker_crash_hostname [--tries 4]``; ``--sdk kombu==X`` runs the
 worker on that kombu's venv (``make sdk-versions SDK_VERSIONS=kombu==X``).
 """
 
@@ -30,7 +30,7 @@ from findings.repro import common
 from harness.backends.base import Proc
 from harness.model.finding import CheckResult
 
-TRIES = 3
+TRIES = 4
 TASK_CONFIG = {"slots": 50, "execution_timeout_s": 20, "backoff_max_s": 1}
 """50 children (the harness's default slots); a 20 s execution timeout (a 31 s visibility timeout)."""
 RATE = 20.0

@@ -9,9 +9,10 @@ up in the engine's own tables (``v1_lookup_table``). A try reproduces it when an
 within 3 s before or during its cut has no run; the message rows stranded in ``ASSIGNED``
 (``"MessageQueueItem"``) and the engine's ``error pre-acking message`` lines are counted beside.
 
-Control (``--control``): the same against the ``hatchet`` system (RabbitMQ queue): expect 0 lost.
+Control (after the tries; ``--no-control`` skips it): half as many cuts against the ``hatchet``
+system (the RabbitMQ queue, the engine's default): expect 0 lost.
 
-Usage: ``python -m findings.repro.hatchet_pg_mq_at_most_once [--tries 6] [--control]``.
+Usage: ``python -m findings.repro.hatchet_pg_mq_at_most_once [--tries 6] [--no-control]``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def plan(args: common.Args) -> list[str]:
             f"load: one hatchet-sdk client, {RATE:g} triggers/s for {args.tries * PERIOD_S + 3:.0f} s",
             f"tries: {args.tries} cuts of engine->postgres, {CUT_S:g} s every {PERIOD_S:g} s",
             "reproduced: a try whose acknowledged triggers (3 s before or during its cut) have no run afterwards",
-            "control (--control): the same on the hatchet system (RabbitMQ queue)"]
+            f"control (unless --no-control): {control_cuts(args.tries)} cuts on the hatchet system (RabbitMQ queue): "
+            "expect 0 lost"]
 
 
 def decode(payload: Any) -> tuple[str, str]:
@@ -68,20 +70,26 @@ def decode(payload: Any) -> tuple[str, str]:
     return str(doc.get("id", "?")), "\n".join(texts)
 
 
-def arm(args: common.Args, system: str, logs: Path) -> dict[str, Any]:
+def control_cuts(tries: int) -> int:
+    """Cuts of the control arm."""
+    return max(2, tries // 2)
+
+
+def arm(args: common.Args, system: str, logs: Path, cuts_n: int = 0) -> dict[str, Any]:
     """One stack, one load with cuts; what was acknowledged and what became runs."""
     logs.mkdir(parents=True, exist_ok=True)
     py = common.runtimes(args, "hatchet-sdk")[0]
     with common.hatchet_stack(logs, system, ["engine->postgres"], SETTINGS) as st:
         out = logs / "load.jsonl"
         env = {**st.client_env("pgmq"), "HATCHET_CLIENT_TENACITY_MAX_ATTEMPTS": "0"}  # one RPC per trigger
-        seconds = args.tries * PERIOD_S + 3
+        n = cuts_n or args.tries
+        seconds = n * PERIOD_S + 3
         st.processes.start("load", [py.python, "-m", common.client_module(), "load", "--rate", str(RATE),
                                     "--seconds", str(seconds), "--out", str(out)], env,
                            common.Health(log=r"(?m)^ready$"), wait_s=90)
         t0 = time.time()
         cuts: list[tuple[float, float]] = []
-        for k in range(args.tries):
+        for k in range(n):
             time.sleep(max(0.0, t0 + 3 + k * PERIOD_S - SLOW_S - time.time()))
             if SLOW_S:
                 st.toxic("engine->postgres", "slow", "latency", {"latency": SLOW_MS})
@@ -93,7 +101,7 @@ def arm(args: common.Args, system: str, logs: Path) -> dict[str, Any]:
                 st.untoxic("engine->postgres", "slow")
             st.set_link("engine->postgres", True)
             cuts.append((start, time.time()))
-            common.say(f"cut {k + 1}/{args.tries}: engine->postgres down {CUT_S:g} s")
+            common.say(f"{system}: cut {k + 1}/{n}: engine->postgres down {CUT_S:g} s")
         load = st.processes.started[-1]
         load.wait(seconds + 60)
         time.sleep(SETTLE_S)
@@ -123,8 +131,8 @@ def arm(args: common.Args, system: str, logs: Path) -> dict[str, Any]:
                 "lost_ids": sorted(lost)[:20]}
 
 
-def run(args: common.Args, control: bool = False) -> list[CheckResult]:
-    """The Postgres-queue arm (and the RabbitMQ control when asked)."""
+def run(args: common.Args, control: bool = True) -> list[CheckResult]:
+    """The Postgres-queue arm, then the RabbitMQ control (unless skipped)."""
     t0 = time.monotonic()
     main = arm(args, "hatchet-lite", args.logs / "lite")
     hits = sum(1 for t in main["tries"] if t["lost"])
@@ -134,9 +142,10 @@ def run(args: common.Args, control: bool = False) -> list[CheckResult]:
               f"{main['engine_preack_errors']} 'error pre-acking message' lines")
     data: dict[str, Any] = {"lite": main}
     if control:
-        ctl = arm(args, "hatchet", args.logs / "rabbitmq")
+        ctl = arm(args, "hatchet", args.logs / "rabbitmq", control_cuts(args.tries))
         data["control"] = ctl
-        detail += f". Control (RabbitMQ queue): lost {ctl['lost']} of {ctl['acknowledged']}"
+        detail += (f". Control (RabbitMQ queue, {len(ctl['tries'])} cuts): lost {ctl['lost']} of "
+                   f"{ctl['acknowledged']} acknowledged")
     common.say(f"lost {hits} of {args.tries}")
     return [CheckResult.judge(hits, args.tries, time.monotonic() - t0, detail,
                               {"hatchet-engine": common.engine_version(), "hatchet-sdk": main["sdk"]}, data)]
@@ -145,8 +154,8 @@ def run(args: common.Args, control: bool = False) -> list[CheckResult]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    control = "--control" in argv
-    argv = [a for a in argv if a != "--control"]
+    control = "--no-control" not in argv
+    argv = [a for a in argv if a != "--no-control"]
     return common.main(argv, __doc__ or "", TRIES, plan, lambda a: run(a, control))
 
 

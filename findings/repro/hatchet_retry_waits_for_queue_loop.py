@@ -2,7 +2,7 @@
 
 Starts Postgres and the pinned engine, one real hatchet-sdk worker, and ``2 x tries`` tasks, each
 its own queue in the engine (one queue loop each). Every task fails its first attempt and retries
-once after a 12 s backoff. On the ``idle`` queues nothing else happens; on the ``hot`` queues
+once after a 25 s backoff. On the ``idle`` queues nothing else happens; on the ``hot`` queues
 (the control) a passing run of the same task is triggered every second meanwhile, each trigger
 waking that queue's loop. The retry's extra delay is the start of attempt 1 minus the end of
 attempt 0 minus the backoff. The engine's tables are sampled every 0.2 s: the time the retry
@@ -29,9 +29,10 @@ from findings.repro import common
 from harness.model.finding import CheckResult
 
 TRIES = 4
-BACKOFF_S = 12.0
-"""The retry is due this long after the failure (backoff factor 12, one retry): far enough for the idle loop to
-have backed off (polls ~1, 1, 1, 2, 4, 8 s apart after the failure, each +0-50 %)."""
+BACKOFF_S = 25.0
+"""The retry is due this long after the failure (backoff factor 25, one retry): far enough for the idle loop to
+have backed off (polls ~1, 1, 1, 2, 4, 8, 16 s apart after the failure, each +0-50 %), and not right after one of its
+polls (a retry due ~20 s after the failure often meets the poll at 17-24 s)."""
 EXTRA_S = 5.0
 """A retry later than its backoff by more than this is late (the retry poller runs every 1 s, the queue loop's
 base poll 1-1.5 s)."""

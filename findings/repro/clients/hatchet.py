@@ -58,7 +58,7 @@ async def probe(input: Probe, ctx: Context) -> dict[str, str]:
 
 ATTEMPTS = Path(os.environ.get("FINDING_ATTEMPTS", "/dev/null"))
 """Where the flaky tasks note each attempt (set by the reproduction)."""
-BACKOFF_S = float(os.environ.get("FINDING_BACKOFF_S", "12"))
+BACKOFF_S = float(os.environ.get("FINDING_BACKOFF_S", "25"))
 """The flaky tasks' retry backoff: the factor, with one retry, so the retry is due this long after the failure."""
 QUEUES = int(os.environ.get("FINDING_QUEUES", "0"))
 """Flaky tasks per arm (``idle``, ``hot``): each task is its own queue in the engine, with its own queue loop."""
