@@ -186,7 +186,8 @@ def test_the_process_backend_never_imports_the_docker_sdk() -> None:
 
 @pytest.mark.parametrize("argv", [["run", "baseline"], ["up", "--system", "native"]])
 def test_unreachable_docker_is_one_line_and_exit_2(tmp_path: Path, argv: list[str]) -> None:
-    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock", "HARNESS_REPORTS_DIR": str(tmp_path / "r")}
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock", "HARNESS_REPORTS_DIR": str(tmp_path / "r"),
+           "TMPDIR": str(tmp_path)}  # what the harness makes in the temp dir goes with the test's
     proc = subprocess.run([sys.executable, "-m", "harness", *argv, "--backend", "docker"], capture_output=True,
                           text=True, env=env, cwd=PROJECT_ROOT, timeout=60)
     print(proc.stderr)
@@ -197,7 +198,8 @@ def test_unreachable_docker_is_one_line_and_exit_2(tmp_path: Path, argv: list[st
 
 
 def test_pytest_backend_docker_unreachable_exits_2(tmp_path: Path) -> None:
-    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock", "HARNESS_REPORTS_DIR": str(tmp_path / "r")}
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock", "HARNESS_REPORTS_DIR": str(tmp_path / "r"),
+           "TMPDIR": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backend", "docker",
                            "scenarios/test_baseline.py"], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT,
                           timeout=120)
@@ -458,7 +460,7 @@ def test_reaper_removes_the_containers_of_a_sigkilled_harness(harness_docker_hos
 def test_ctrl_c_removes_every_container_of_the_run(harness_docker_host: str, images: Images, tmp_path: Path) -> None:
     client = connect(harness_docker_host)
     ours = {c["Labels"][LABEL_RUN] for c in containers(client, {"label": LABEL_RUN, "status": "running"})}
-    env = {**os.environ, "DOCKER_HOST": harness_docker_host}
+    env = {**os.environ, "DOCKER_HOST": harness_docker_host, "TMPDIR": str(tmp_path)}
     cli = subprocess.Popen([sys.executable, "-m", "harness", "run", "baseline", "--system", "native", "--backend",
                             "docker", "--param", "duration_s=30", "--out", str(tmp_path / "out")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=PROJECT_ROOT,
