@@ -104,7 +104,7 @@ class HatchetEngine:
         first = not self.token
         if first:
             self.host = ctx.backend.address(self.name)
-            self.grpc_port, self._api_port = free_port(self.host), free_port(self.host)
+            self.grpc_port, self._api_port = free_port(), free_port()
             self.api_url = f"http://{self.host}:{self._api_port}"  # the bridge's: the token's server URL names it
             self.database = "hatchet_" + re.sub(r"[^a-z0-9]+", "_", ctx.state_dir.name.lower())
             db = next(p for p in ctx.peers.values() if isinstance(p, PostgresServer))

@@ -55,8 +55,9 @@ class CommandServer:
         """Start the command (ports picked on the first start, kept after) and wait until healthy."""
         if not self.port:
             self.host = ctx.backend.address(self.name)
-            self.port = free_port(self.host)
-            self.ports = {name: free_port(self.host) for name in self.template.ports}
+            # Picked on this machine's loopback: a host's address exists only inside its namespace.
+            self.port = free_port()
+            self.ports = {name: free_port() for name in self.template.ports}
         ctx.state_dir.mkdir(parents=True, exist_ok=True)
         subst: dict[str, Any] = {
             "python": sys.executable, "name": self.name, "host": self.host, "port": str(self.port),

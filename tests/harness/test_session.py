@@ -54,7 +54,8 @@ def test_failed_scenario_leaves_no_process(tmp_path: Path, system: str) -> None:
             session.run(scenario, [spec], scenario.params())
         # The failed run stopped its own processes; only the shared servers are left until close.
         shared = [cmd for _, cmd in leftovers_now(tmp_path)]
-        servers = ("bin/server", "postgres", "hatchet-engine", "hatchet-api", "harness.backends.netns")
+        servers = ("bin/server", "postgres", "hatchet-engine", "hatchet-api", "harness.backends.netns", "rabbitmq",
+                   "beam.smp", "erl_child_setup", "inet_gethost", "epmd", "rabbit_disk_monitor")
         assert all(any(s in c for s in servers) for c in shared), shared
     finally:
         session.close()
