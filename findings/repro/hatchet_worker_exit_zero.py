@@ -1,20 +1,22 @@
 """hatchet-sdk's worker exits with status 0 when its registration is refused while the engine's database is down.
 
 Starts Postgres and the pinned engine (engine -> Postgres through Toxiproxy) and, per try, one real
-hatchet-sdk worker whose lifespan holds its start right after the engine version check (a worker
-opening its own pools there is held the same way). While it is held, the engine's link to
-Postgres is cut; 6.5 s later (past the engine's 5 s token cache, ``CACHE_DURATION``) the worker is
-let go: its listener process registers, the engine answers ``UNAUTHENTICATED: invalid auth
-token`` (it cannot read the token from Postgres: hatchet-dev/hatchet#4826), the listener gives up
-without retrying, and the worker process exits on its own. A try reproduces it when the worker
-exits with status 0 after a refused registration (a supervisor that restarts only failed processes
-would leave it down). Each SDK version asked for (``--sdk``) runs the same tries on the same engine.
+hatchet-sdk worker (the tries side by side) whose lifespan holds its start right after the engine
+version check (a worker opening its own pools there is held the same way). While they are held,
+the engine's link to Postgres is cut; 6.5 s later (past the engine's 5 s token cache,
+``CACHE_DURATION``) they are let go: each one's listener process registers, the engine answers
+``UNAUTHENTICATED: invalid auth token`` (it cannot read the token from Postgres:
+hatchet-dev/hatchet#4826), the listener gives up without retrying, and the worker process exits
+on its own. A try reproduces it when the worker exits with status 0 after a refused registration
+(a supervisor that restarts only failed processes would leave it down). Each SDK version asked
+for (``--sdk``) runs the same tries on the same engine.
 
 Usage: ``python -m findings.repro.hatchet_worker_exit_zero [--tries 2] [--sdk hatchet-sdk==1.43.1]``.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Sequence
@@ -41,8 +43,8 @@ def plan(args: common.Args) -> list[str]:
     return [f"start: Postgres + hatchet-engine {common.engine_version()} (hatchet-lite), engine->postgres through "
             "Toxiproxy",
             f"versions: {', '.join(versions)} (one worker process per try, on that version's Python)",
-            f"tries: {args.tries} per version: worker held after its version check, engine->postgres cut, "
-            f"{CACHE_S:g} s later the worker registers",
+            f"tries: {args.tries} workers per version side by side, each held after its version check; "
+            f"engine->postgres cut, {CACHE_S:g} s later they register",
             "reproduced: the worker exits with status 0 after its registration was refused (UNAUTHENTICATED)"]
 
 
@@ -56,29 +58,40 @@ def worker_log(path: Path) -> dict[str, bool]:
             "said_waiting_for_tasks": "waiting for tasks" in text}
 
 
-def held_registration(st: common.HatchetStack, py: common.Runtime, k: int) -> dict[str, Any]:
-    """One try: the worker passes its version check, the database goes, then it registers."""
-    name = f"worker-{py.version}-{k}"
-    hold = st.processes.logs / f"{name}.hold"
-    proc = st.processes.start(name, [py.python, "-m", common.client_module(), "worker", "--name", name,
-                                     "--hold-file", str(hold)], st.client_env("exit0"),
-                              common.Health(log="engine version checked"), wait_s=90)
+def held_registrations(st: common.HatchetStack, py: common.Runtime, tries: int) -> list[dict[str, Any]]:
+    """The tries side by side: every worker passes its version check and is held; the database goes; then they
+    register."""
+    procs, holds = [], []
+    for k in range(tries):
+        name = f"worker-{py.version}-{k}"
+        holds.append(st.processes.logs / f"{name}.hold")
+        procs.append(st.processes.start(name, [py.python, "-m", common.client_module(), "worker", "--name", name,
+                                               "--hold-file", str(holds[-1])], st.client_env("exit0")))
+    for proc in procs:  # each held: past its version check, before its registration
+        if not common.wait_until(functools.partial(common.log_has, proc.log_path, "engine version checked"), 90):
+            raise RuntimeError(f"{proc.name} never reached its lifespan (log: {proc.log_path})")
     st.set_link("engine->postgres", False)
     try:
         time.sleep(CACHE_S)
-        hold.touch()
-        exited = proc.wait(EXIT_WAIT_S)
+        for hold in holds:
+            hold.touch()
+        deadline = time.monotonic() + EXIT_WAIT_S
+        for proc in procs:
+            proc.wait(max(0.0, deadline - time.monotonic()))
     finally:
         st.set_link("engine->postgres", True)
-    code = proc.exit_code() if exited else None
-    if not exited:
-        proc.kill()
-    seen = worker_log(proc.log_path)
-    outcome = {"try": k, "exit_code": code, "exited": exited, **seen}
-    common.say(f"{py.label} try {k + 1}: " + (f"exited with status {code}" if exited else "still running")
-               + (" after UNAUTHENTICATED" if seen["unauthenticated"] else ""))
+    out = []
+    for k, proc in enumerate(procs):
+        exited = not proc.alive()
+        code = proc.exit_code() if exited else None
+        if not exited:
+            proc.kill()
+        seen = worker_log(proc.log_path)
+        out.append({"try": k, "exit_code": code, "exited": exited, **seen})
+        common.say(f"{py.label} try {k + 1}: " + (f"exited with status {code}" if exited else "still running")
+                   + (" after UNAUTHENTICATED" if seen["unauthenticated"] else ""))
     time.sleep(3)  # the engine reads its token again
-    return outcome
+    return out
 
 
 def result(py: common.Runtime, tries: list[dict[str, Any]], seconds: float) -> CheckResult:
@@ -101,7 +114,7 @@ def run(args: common.Args) -> list[CheckResult]:
     with common.hatchet_stack(args.logs, "hatchet-lite", ["engine->postgres"]) as st:
         for py in pys:
             t0 = time.monotonic()
-            tries = [held_registration(st, py, k) for k in range(args.tries)]
+            tries = held_registrations(st, py, args.tries)
             results.append(result(py, tries, time.monotonic() - t0))
             common.say(f"{py.label}: exited 0 {results[-1].reproduced} of {len(tries)}")
     return results

@@ -111,7 +111,8 @@ def listing(findings: Sequence[Finding], last: Mapping[str, Any] | None) -> str:
         lines += [f"  {f.name}: {f.title}",
                   f"    seen on: {', '.join(f'{k} {v}' for k, v in f.systems.items())}; scenario {f.scenario}"
                   + (f", seed {f.seed}" if f.seed is not None else ""),
-                  f"    reproduction: python -m {rep.module} ({rep.tries} tries, ~{rep.seconds_per_try:g} s each, "
+                  f"    reproduction: python -m {rep.module} ({rep.tries} tries"
+                  + (" side by side, ~" if rep.side_by_side else ", ~") + f"{rep.seconds_per_try:g} s each, "
                   f"budget {rep.budget_s:g} s" + (f"; on {', '.join(rep.versions)}" if rep.versions else "") + ")"
                   + ("" if rep.alone else f"; cannot run alone: {rep.why_not_alone}"),
                   f"    last check: {_status_words(found) if found else 'none'}"]

@@ -43,7 +43,7 @@ NOTES_FILE = "_catalogue.toml"
 _TOP_KEYS = {"name", "title", "claim", "systems", "mechanism", "sources", "upstream", "scenario", "seed", "text",
              "corrects", "reproduction", "new"}
 _REPRO_KEYS = {"module", "tries", "seconds_per_try", "budget_s", "reproduced_when", "control", "versions",
-               "alone", "why_not_alone"}
+               "alone", "why_not_alone", "side_by_side"}
 
 
 class FindingError(ValueError):
@@ -80,6 +80,9 @@ class Reproduction:
     """What counts as reproduced, in words."""
     control: str = ""
     """What the control arm does and should show (nothing, when it has none)."""
+    side_by_side: bool = False
+    """The tries run at the same time (one queue each, say): the run takes about one try's time, not ``tries`` of
+    them."""
     versions: tuple[str, ...] = ()
     """Library versions ``check`` runs it on, each a pinned requirement (``hatchet-sdk==1.43.1``); empty: the lock's
     only. The first is the headline result."""
@@ -133,6 +136,13 @@ class Finding:
     """What an earlier explanation (README) got wrong, when this settles it."""
     new: bool = False
     """Found while building the catalogue (not one of the harness's earlier observations)."""
+
+    @property
+    def expected_s(self) -> float:
+        """About how long its tries take on every version it runs on by default (start-up not counted)."""
+        rep = self.reproduction
+        per_version = rep.seconds_per_try * (1 if rep.side_by_side else rep.tries)
+        return per_version * max(1, len(rep.versions))
 
     @property
     def repro_path(self) -> Path:
@@ -227,6 +237,7 @@ def entry(finding: Finding, results: Sequence[CheckResult]) -> dict[str, Any]:
         # additions beyond the agreed keys
         "text": finding.text, "corrects": finding.corrects, "new": finding.new,
         "reproduction": {"module": repro.module, "tries": repro.tries, "seconds_per_try": repro.seconds_per_try,
+                         "side_by_side": repro.side_by_side,
                          "reproduced_when": repro.reproduced_when, "control": repro.control,
                          "alone": repro.alone, "why_not_alone": repro.why_not_alone},
         "versions": [{"systems": {**finding.systems, **r.versions}, "status": r.status, "rate": r.rate,
@@ -337,6 +348,7 @@ def load_finding(path: Path) -> Finding:
         raise FindingError(f"{where}: 'seed' must be an integer")
     reproduction = Reproduction(
         module=_text(rep, "module", where), tries=tries, seconds_per_try=per_try, budget_s=budget,
+        side_by_side=bool(rep.get("side_by_side", False)),
         reproduced_when=_text(rep, "reproduced_when", where), control=_text(rep, "control", where, required=False),
         versions=versions, alone=alone, why_not_alone=why_not)
     return Finding(
