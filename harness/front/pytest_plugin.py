@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -29,7 +30,7 @@ from harness.model.params import Params
 from harness.model.scenario import Scenario
 from harness.model.spec import SystemSpec, find_systems
 from harness.servers.registry import Prepared
-from harness.session import BackendUnavailable, Session
+from harness.session import BackendUnavailable, Session, progress_line
 
 
 class RunView:
@@ -203,9 +204,20 @@ def harness_docker_host(pytestconfig: pytest.Config, tmp_path_factory: pytest.Te
         pytest.exit(f"harness: error: --backend docker: {exc}", returncode=2)
 
 
+def _announce(config: pytest.Config, line: str) -> None:
+    """A line on pytest's own terminal as the tier goes, past output capture (the rest of a run's progress is kept
+    with its test's output)."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
 @pytest.fixture
-def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], harness_request: RunRequest
-                 ) -> RunScenario:
+def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], harness_request: RunRequest,
+                 pytestconfig: pytest.Config) -> RunScenario:
     """Run a scenario against the selected systems (or the ones it names); prints the comparison table."""
 
     def run(scenario: Scenario, **overrides: Any) -> Outcome:
@@ -215,6 +227,10 @@ def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], ha
                                         find_systems())
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
+        _announce(pytestconfig, "\n" + progress_line(len(harness_session.results) + 1, harness_session.planned,
+                                                    scenario.name, time.monotonic() - harness_session.started)
+                  + f": {', '.join(s.name for s in specs)}"
+                  + (" side by side" if harness_session.parallel and scenario.side_by_side else ""))
         doc = harness_session.run(scenario, specs, params)
         out_dir = harness_session.root / scenario.name
         print("\n" + report.text_table(doc), file=sys.stderr)
