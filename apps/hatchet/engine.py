@@ -51,9 +51,11 @@ BASE_SETTINGS = {
 class HatchetEngine:
     """A real Hatchet engine (``hatchet-engine`` and ``hatchet-api`` at the pinned tag) started by the harness."""
 
-    def __init__(self, template: ServerTemplate) -> None:
+    def __init__(self, template: ServerTemplate, built: bool = True) -> None:
         self.name = template.name
         """Its declared name (``engine``)."""
+        self.built = built
+        """Its programs run from set-up's builds (else a backend finds them in images by name: Docker)."""
         self.template = template
         """Its declaration: links (its database, its queue) and settings."""
         self.engine: Proc | None = None
@@ -79,6 +81,9 @@ class HatchetEngine:
     def address(self) -> str:
         """host:port of its gRPC endpoint."""
         return f"{self.host}:{self.grpc_port}" if self.grpc_port else ""
+
+    def _bin(self, name: str) -> Path:
+        return tools.bin_path(name, built=self.built)
 
     def needs(self) -> list[str]:
         """Its database and queue links (system.toml ``links``)."""
@@ -115,16 +120,16 @@ class HatchetEngine:
         config = ctx.state_dir / "config"
         if first:
             ctx.state_dir.mkdir(parents=True, exist_ok=True)
-            self._once(ctx, "hatchet-migrate", [str(tools.bin_path("hatchet-migrate"))], env)
-            self._once(ctx, "hatchet-admin", [str(tools.bin_path("hatchet-admin")), "quickstart", "--skip", "certs",
+            self._once(ctx, "hatchet-migrate", [str(self._bin("hatchet-migrate"))], env)
+            self._once(ctx, "hatchet-admin", [str(self._bin("hatchet-admin")), "quickstart", "--skip", "certs",
                                               "--generated-config-dir", str(config), "--overwrite=false"], env)
-            out = self._once(ctx, "hatchet-token", [str(tools.bin_path("hatchet-admin")), "token", "create",
+            out = self._once(ctx, "hatchet-token", [str(self._bin("hatchet-admin")), "token", "create",
                                                     "--config", str(config), "--tenant-id", TENANT], env, secret=True)
             self.token = out.strip().splitlines()[-1].strip() if out.strip() else ""
             if not self.token.startswith("ey"):
                 raise RuntimeError("hatchet-admin token create printed no token")
         self.engine = ctx.backend.process(
-            name="engine", argv=[str(tools.bin_path("hatchet-engine")), "--config", str(config)], env=env,
+            name="engine", argv=[str(self._bin("hatchet-engine")), "--config", str(config)], env=env,
             log_path=ctx.log_dir / "engine.log", roles=("engine",), health=Health(tcp=(self.host, self.grpc_port)),
             stop_grace_s=10)
         self.engine.start()
@@ -160,7 +165,7 @@ class HatchetEngine:
         api = ctx.backend.process(
             name="engine-api",
             argv=[*netns_cmd, "inside", "--unix", str(sock), "--port", str(self._api_port), *forward, "--",
-                  str(tools.bin_path("hatchet-api")), "--config", str(config)],
+                  str(self._bin("hatchet-api")), "--config", str(config)],
             env=env, log_path=ctx.log_dir / "engine-api.log", roles=("engine-api",),
             health=Health(http=f"{self.api_url}/api/ready"), cwd=PROJECT_ROOT, stop_grace_s=10)
         self.api = [bridge, api]
@@ -230,6 +235,8 @@ def server(template: ServerTemplate, options: Mapping[str, str]) -> Server:
     external = select_engine(options.get("engine"), os.environ)
     if external is not None:
         return ExternalHatchet.for_template(external, template)
+    if options.get("backend") == "docker":  # its programs come from images: no Go build needed here
+        return HatchetEngine(template, built=False)
     try:
         tools.bin_path("hatchet-engine")
     except ToolMissing as exc:

@@ -21,10 +21,12 @@ LOADTEST = "hatchet-loadtest"
 """Hatchet's own load tester (Go client and worker), built from the same module and tag: the engine's ceiling."""
 
 
-def bin_path(name: str) -> Path:
-    """Path of a pinned Hatchet binary (one of :data:`COMMANDS`, or :data:`LOADTEST`)."""
+def bin_path(name: str, built: bool = True) -> Path:
+    """Path of a pinned Hatchet binary (one of :data:`COMMANDS`, or :data:`LOADTEST`); ToolMissing unless it is built
+    (``built=False``: where it would be, for a backend that finds the program in an image by its name)."""
     tool = "hatchet-loadtest" if name == LOADTEST else "hatchet"  # cached apart: older caches stay valid
-    return tools.require(tools.tool_dir(tool, VERSION) / "bin" / name)
+    path = tools.tool_dir(tool, VERSION) / "bin" / name
+    return tools.require(path) if built else path
 
 
 def build(out: Path, commands: tuple[str, ...] = COMMANDS) -> None:

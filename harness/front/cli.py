@@ -139,7 +139,8 @@ def docker_engine(cleanup: ExitStack, request: RunRequest) -> None:
     from harness.backends.dockerd import engine
 
     try:
-        cleanup.enter_context(engine(request.dockerd == "auto", Path(tempfile.mkdtemp(prefix="harness-dockerd-"))))
+        logs = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="harness-dockerd-"))
+        cleanup.enter_context(engine(request.dockerd == "auto", Path(logs)))
     except DockerUnavailable as exc:
         raise UsageError(f"--backend docker: {exc}") from None
 

@@ -118,7 +118,7 @@ class RunRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     """Parameter overrides by name (``--param``, ``--seed``)."""
     server_options: dict[str, str] = field(default_factory=dict)
-    """Options handed to server plug-ins (``engine``)."""
+    """Options handed to server plug-ins (``engine``, ``backend``)."""
     backend: str = "process"
     """What runs the servers."""
     dockerd: str = "never"
@@ -182,7 +182,8 @@ def resolve(values: Mapping[str, Any], known: Mapping[str, SystemSpec]) -> RunRe
     return RunRequest(
         systems=_systems(str(values.get("system") or "all"), known),
         overrides=_overrides(values.get("param") or [], values.get("seed")),
-        server_options={"engine": values["engine"]} if values.get("engine") else {},
+        # What server plug-ins are told: which engine (``--engine``) and what runs their programs (``--backend``).
+        server_options={"backend": backend, **({"engine": values["engine"]} if values.get("engine") else {})},
         backend=backend, dockerd=values.get("dockerd") or "never", ledger=values.get("ledger") or "sqlite",
         processes=processes, hosts=hosts, parallel=parallel, dry_run=bool(values.get("dry_run")),
     )
