@@ -114,6 +114,8 @@ class Session:
         """Run a scenario's systems side by side where its verdict rests on counts (``--parallel``)."""
         self.planned = 0
         """Scenarios this session will run (0: unknown), for the progress line."""
+        self.begun = 0
+        """Scenarios begun so far (failed ones included)."""
         self.started = time.monotonic()
         """When the session started (elapsed time on the progress line)."""
 
@@ -121,8 +123,8 @@ class Session:
             out_dir: Path | None = None) -> dict[str, Any]:
         """Run one scenario; results land in out_dir (default ``<root>/<scenario>``)."""
         out = out_dir or self.root / scenario.name
-        self.progress(progress_line(len(self.results) + 1, self.planned, scenario.name,
-                                    time.monotonic() - self.started))
+        self.begun += 1
+        self.progress(progress_line(self.begun, self.planned, scenario.name, time.monotonic() - self.started))
         doc = run_scenario(scenario, systems, params, out, self.infra, self.run_id, self.progress, self.driver_factory,
                            ledgers=self.ledgers, parallel=self.parallel)
         self.results.append(doc)

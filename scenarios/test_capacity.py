@@ -23,7 +23,7 @@ SCENARIO = Scenario(
 )
 
 
-QUICK = {"rate": 20.0, "step_s": 2.0, "step_factor": 1.5, "ladders": 1, "reference_s": 10.0}
+QUICK = {"rate": 20.0, "step_s": 2.0, "step_factor": 1.5, "duration_s": 40.0, "ladders": 1, "reference_s": 10.0}
 """The CI tier's ladder: steps of x1.5 every 2 s, once, 10 s ceilings (a knee within 50 %); `make report` and
 `harness run capacity` keep the scenario's own (x1.25 every 4 s, three ladders, 20 s ceilings)."""
 

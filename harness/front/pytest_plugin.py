@@ -227,10 +227,10 @@ def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], ha
                                         find_systems())
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
-        _announce(pytestconfig, "\n" + progress_line(len(harness_session.results) + 1, harness_session.planned,
+        side_by_side = harness_session.parallel and scenario.side_by_side and len(specs) > 1
+        _announce(pytestconfig, "\n" + progress_line(harness_session.begun + 1, harness_session.planned,
                                                     scenario.name, time.monotonic() - harness_session.started)
-                  + f": {', '.join(s.name for s in specs)}"
-                  + (" side by side" if harness_session.parallel and scenario.side_by_side else ""))
+                  + f": {', '.join(s.name for s in specs)}" + (" side by side" if side_by_side else ""))
         doc = harness_session.run(scenario, specs, params)
         out_dir = harness_session.root / scenario.name
         print("\n" + report.text_table(doc), file=sys.stderr)
