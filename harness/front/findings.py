@@ -267,17 +267,23 @@ def readme_section(catalogue: Mapping[str, Finding], doc: Mapping[str, Any] | No
         out += ["", f"### {f.title}", "", f.text, ""]
         if f.corrects:
             out += [f"*Correction.* {f.corrects}", ""]
-        out += [f"*Why.* {f.mechanism}", "",
-                "*Upstream.* " + "; ".join(f.upstream), "",
-                f"*Reproduce.* `python -m {rep.module}` ({rep.tries} tries; reproduced when {rep.reproduced_when}"
-                + (f"; control: {rep.control}" if rep.control else "") + ")"
-                + (f"; checked on {', '.join(rep.versions)}" if rep.versions else "") + ". Scenario: "
-                f"`{f.scenario}`" + (f", seed {f.seed}" if f.seed is not None else "") + ".", ""]
+        rel = f.path.relative_to(FINDINGS_DIR.parent).as_posix()
+        out += ["*Upstream.* " + "; ".join(f.upstream), "",
+                f"*Reproduce.* `python -m {rep.module}` ({rep.tries} tries"
+                + (" side by side" if rep.side_by_side else "") + f"; reproduced when {rep.reproduced_when})"
+                + (f", on {', '.join(rep.versions)}" if rep.versions else "") + f". Scenario `{f.scenario}`"
+                + (f", seed {f.seed}" if f.seed is not None else "")
+                + f". Mechanism with its source lines, and the control: [`{rel}`]({rel}).", ""]
         if found:
-            out.append(f"*Last check ({when}).* {_status_words(found)}: {found.get('detail', '')}")
+            out.append(f"*Last check ({when}).* {_status_words(found)}: {_short(str(found.get('detail', '')))}")
         else:
             out.append("*Last check.* not checked here yet.")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _short(text: str, limit: int = 320) -> str:
+    """text cut at a word before limit characters."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _anchor(title: str) -> str:
