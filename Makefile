@@ -82,7 +82,7 @@ scenarios: setup
 	@$(BIN)/pytest scenarios
 
 lint: venv
-	@$(BIN)/ruff check harness apps scenarios tests bench
+	@$(BIN)/ruff check harness apps scenarios tests bench findings
 	@$(BIN)/mypy
 
 # The harness's own cost (ledger, checker, stack start) and spread (baseline x5); README "Benchmarks".

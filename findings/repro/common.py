@@ -36,6 +36,7 @@ __all__ = ["Args", "CannotRun", "CeleryStack", "HatchetStack", "Health", "Proces
            "runtime", "runtimes", "say", "versions_of", "wait_until"]
 from harness.model.finding import EXIT_CODES, CheckResult, FindingError, requirement_parts, venv_dir
 from harness.model.paths import PROJECT_ROOT
+from harness.runtime.infra import Infra
 
 
 class CannotRun(Exception):
@@ -289,33 +290,6 @@ class HatchetStack:
             return list(conn.execute(sql, params).fetchall())
 
 
-def _slash_free_infra(log_dir: Path) -> Any:
-    """An :class:`~harness.runtime.infra.Infra` whose Toxiproxy names proxies without ``/``.
-
-    The infra names a server's proxies ``<owner>/<link>``; Toxiproxy 2.12's API cannot address a
-    name with a slash (``POST /proxies/s2-engine/engine->postgres`` answers 404, quoted or not), so
-    such a link could be made but never cut. Until the harness names them otherwise, the
-    reproductions join owner and link with a dot (same server, same links, same API).
-    """
-    from harness.runtime.infra import Infra
-    from harness.servers.toxiproxy import Link, Toxiproxy, start_server
-
-    class DotToxiproxy(Toxiproxy):
-        def create(self, name: str, upstream: str, listen_host: str = "127.0.0.1", owner: str = "") -> Link:
-            link = super().create(f"{owner}.{name}" if owner else name, upstream, listen_host)
-            return replace(link, name=name)
-
-    class DotInfra(Infra):
-        def ensure_toxiproxy(self) -> Toxiproxy:
-            with self._lock:
-                if self.toxiproxy is None:
-                    self.toxiproxy_process, plain = start_server(self.backend, self.log_dir)
-                    self.toxiproxy = DotToxiproxy(plain.host, plain.port)
-                return self.toxiproxy
-
-    return DotInfra(log_dir, progress=say)
-
-
 @contextlib.contextmanager
 def hatchet_stack(logs: Path, system: str = "hatchet-lite", patterns: Sequence[str] = (),
                   settings: Mapping[str, str] | None = None) -> Iterator[HatchetStack]:
@@ -335,7 +309,7 @@ def hatchet_stack(logs: Path, system: str = "hatchet-lite", patterns: Sequence[s
         spec = replace(spec, servers=tuple(replace(t, settings={**t.settings, **settings}) if t.name == "engine"
                                            else t for t in spec.servers))
     with contextlib.ExitStack() as stack:
-        infra = _slash_free_infra(logs)
+        infra = Infra(logs, progress=say)
         stack.callback(infra.close)
         processes = Processes(logs)
         stack.callback(processes.close)
@@ -343,7 +317,8 @@ def hatchet_stack(logs: Path, system: str = "hatchet-lite", patterns: Sequence[s
         got = infra.acquire(spec, "finding", patterns)
         engine = got.servers["engine"].server
         say(f"{system} stack up in {time.monotonic() - t0:.0f} s (engine {engine.address}, logs {logs})")
-        yield HatchetStack(infra, engine, got.servers["postgres"].server.postgres, got.proxied(), processes)
+        db: Any = got.servers["postgres"].server  # a harness.servers.postgres.PostgresServer
+        yield HatchetStack(infra, engine, db.postgres, got.proxied(), processes)
 
 
 def engine_version() -> str:
@@ -434,7 +409,7 @@ def celery_stack(args: Args, task_config: Mapping[str, Any]) -> Iterator[CeleryS
     wanted = [r for r in args.sdk if requirement_parts(r)[0] in ("kombu", "celery")]
     py = runtime(wanted[0]) if wanted else Runtime("kombu", installed("kombu"), sys.executable)
     with contextlib.ExitStack() as stack:
-        infra = _slash_free_infra(args.logs)
+        infra = Infra(args.logs, progress=say)
         stack.callback(infra.close)
         processes = Processes(args.logs)
         stack.callback(processes.close)

@@ -66,7 +66,7 @@ class Toxiproxy:
     def create(self, name: str, upstream: str, listen_host: str = "127.0.0.1", owner: str = "") -> Link:
         """Create a proxy listening on a free port of listen_host (replacing one of the same name); ``owner``
         (a run, a server) makes its proxy name unique."""
-        proxy_name = f"{owner}/{name}" if owner else name
+        proxy_name = f"{owner}.{name}" if owner else name  # Toxiproxy 2.12 cannot address a name holding a slash
         with self._api() as server:
             old = server.get_proxy(proxy_name)
             if old is not None:
