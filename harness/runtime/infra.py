@@ -160,7 +160,10 @@ class Infra:
             for template in self.needed(spec):
                 peers = {template.link_target(link): got.servers[template.link_target(link)]
                          for link in self.prepared.get(template).needs()}
-                own = not template.shared or template.name in private
+                # Its own copy: not shared, asked for, or linked to a server that is the run's own (a shared
+                # object cannot serve two sets of peers).
+                own = not template.shared or template.name in private or any(r.key[-1] == owner
+                                                                             for r in peers.values())
                 key = (template.identity(), tuple(sorted((n, r.key) for n, r in peers.items())),
                        owner if own else "")
                 running = self.running.get(key)

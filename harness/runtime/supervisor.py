@@ -19,6 +19,11 @@ from harness.ledger import Ledger
 RESTART_DELAY_S = 1.0
 """Wait before restarting (systemd's RestartSec)."""
 
+_restarts: dict[int, threading.Thread] = {}
+"""Restarts under way by process object, across supervisors: runs side by side share servers, and a shared one is
+restarted once however many runs watch it."""
+_restarts_lock = threading.Lock()
+
 
 class Supervisor:
     """Watches the processes of one run; restarts those that exit while no fault holds them down."""
@@ -42,14 +47,18 @@ class Supervisor:
             busy = self._restarting.get(proc.name)
             if proc.name in held or proc.incarnation == 0 or proc.alive() or (busy and busy.is_alive()):
                 continue
-            self.crashes += 1
-            code = proc.exit_code()
-            record = self.ledger.fault_started("crash", proc.name, {"exit_code": code})
-            self.progress(f"  {proc.name} exited on its own (status {code}): restarting it")
-            thread = threading.Thread(target=self._restart, args=(proc, record), name=f"restart-{proc.name}",
-                                      daemon=True)
-            self._restarting[proc.name] = thread
-            thread.start()
+            with _restarts_lock:
+                other = _restarts.get(id(proc))
+                if other is not None and other.is_alive():
+                    continue  # a run beside this one is restarting it already
+                self.crashes += 1
+                code = proc.exit_code()
+                record = self.ledger.fault_started("crash", proc.name, {"exit_code": code})
+                self.progress(f"  {proc.name} exited on its own (status {code}): restarting it")
+                thread = threading.Thread(target=self._restart, args=(proc, record), name=f"restart-{proc.name}",
+                                          daemon=True)
+                self._restarting[proc.name] = _restarts[id(proc)] = thread
+                thread.start()
 
     def _restart(self, proc: Proc, record: int) -> None:
         time.sleep(RESTART_DELAY_S)
