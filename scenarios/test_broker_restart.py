@@ -11,7 +11,7 @@ SCENARIO = Scenario(
     claim="with an append-only log the broker keeps every queued task; with Redis's defaults (snapshots only) it "
           "loses them",
     # Few slots make a backlog: tasks wait in the broker's queue (what persistence is about) when it dies.
-    defaults={"downtime_s": 3.0, "job_s": 1.0, "slots": 4},
+    defaults={"downtime_s": 3.0, "job_s": 1.0, "slots": 4, "execution_timeout_s": 10.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "broker", p.downtime_s))],
     # Redis's persistence decides this scenario: the defaults variant (RDB snapshots only) runs beside AOF.
     expect={"celery": "keeps", "celery-defaults": "loses"},

@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     name="deploy-restart",
     fault="SIGTERM the API and every worker (graceful, grace_s), SIGKILL after grace_s, start new processes",
     claim="native loses tasks longer than the grace period; Hatchet finishes or reassigns them",
-    defaults={"job_s": 6.0, "grace_s": 2.0, "downtime_s": 0.0},
+    defaults={"job_s": 6.0, "grace_s": 2.0, "downtime_s": 0.0, "execution_timeout_s": 15.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("terminate", "api|worker", p.downtime_s, pick="all"))],
     expect={"native": "loses", "hatchet": "keeps", "celery": "keeps"},
     smoke=True,

@@ -10,7 +10,9 @@ SCENARIO = Scenario(
     fault="SIGKILL one worker process fault_at_s into the load, restart it after downtime_s",
     claim="Hatchet reassigns the dead worker's tasks after its ~30 s heartbeat timeout: 0 lost, maybe duplicates; "
           "Celery redelivers them after its visibility timeout",
-    defaults={"job_s": 2.0, "downtime_s": 2.0},
+    # A 10 s execution timeout (5x the job): Celery's visibility timeout follows it (25 s), so the tier waits no
+    # longer for a redelivery than the settings require.
+    defaults={"job_s": 2.0, "downtime_s": 2.0, "execution_timeout_s": 10.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("kill", "worker", p.downtime_s))],
     # Celery's defaults acknowledge a task when it starts: the naive configuration runs beside the recommended one.
     expect={"native": "loses", "hatchet": "keeps", "celery": "keeps", "celery-defaults": "loses"},

@@ -10,7 +10,7 @@ SCENARIO = Scenario(
     fault="cut worker-1's link to its queue (Hatchet's engine, Celery's broker) for downtime_s, then heal",
     claim="the queue hands worker-1's tasks to others (Hatchet: heartbeat timeout; Celery: visibility timeout) while "
           "its attempts still finish: duplicates, none lost",
-    defaults={"job_s": 2.0, "downtime_s": 40.0, "fault_at_s": 4.0, "duration_s": 10.0},
+    defaults={"job_s": 2.0, "downtime_s": 40.0, "fault_at_s": 4.0, "duration_s": 10.0, "execution_timeout_s": 10.0},
     steps=lambda p: [Step(At(p.fault_at_s), Fault("link-down", "worker-1->engine|worker-1->broker", p.downtime_s))],
     expect={"hatchet": "keeps", "celery": "keeps"},
 )

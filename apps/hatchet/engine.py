@@ -196,7 +196,8 @@ class HatchetEngine:
         db_link = next((link for link in self.links if link.endswith("->postgres")), "")
         if db_link:
             host, _, port = self.links[db_link].rpartition(":")
-            out["postgres"] = {**postgres_commits_per_s(pg_bin("psql").parent, host, int(port), out_dir),
+            out["postgres"] = {**postgres_commits_per_s(pg_bin("psql").parent, host, int(port), out_dir,
+                                                        seconds=max(1, round(seconds / 4))),
                                "path": f"{db_link} ({'Toxiproxy' if self._proxied(db_link) else 'direct'})"}
         return out
 

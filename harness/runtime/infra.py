@@ -157,13 +157,12 @@ class Infra:
         where the servers only this run uses log (default: the session's logs, where shared servers log)."""
         got = Acquired()
         with self._lock:
-            for template in self.needed(spec):
+            order = self.needed(spec)
+            mine = self._own(order, private)
+            for template in order:
                 peers = {template.link_target(link): got.servers[template.link_target(link)]
                          for link in self.prepared.get(template).needs()}
-                # Its own copy: not shared, asked for, or linked to a server that is the run's own (a shared
-                # object cannot serve two sets of peers).
-                own = not template.shared or template.name in private or any(r.key[-1] == owner
-                                                                             for r in peers.values())
+                own = template.name in mine
                 key = (template.identity(), tuple(sorted((n, r.key) for n, r in peers.items())),
                        owner if own else "")
                 running = self.running.get(key)
@@ -181,6 +180,18 @@ class Infra:
                 running.owners.add(owner)
                 got.servers[template.name] = running
         return got
+
+    def _own(self, order: list[ServerTemplate], private: Collection[str]) -> set[str]:
+        """The servers a run gets copies of: those not shared, those asked for, every server those link to (an
+        engine of its own gets its own database and queue: two engines on one RabbitMQ would take each other's
+        messages), and every server linking to one of them (one object cannot serve two sets of peers)."""
+        deps = {t.name: {t.link_target(link) for link in self.prepared.get(t).needs()} for t in order}
+        mine = {t.name for t in order if not t.shared or t.name in private}
+        while True:
+            grown = mine | {d for name in mine for d in deps[name]} | {n for n, ds in deps.items() if ds & mine}
+            if grown == mine:
+                return mine
+            mine = grown
 
     def _links_differ(self, running: Running, patterns: Sequence[str]) -> bool:
         return any(isinstance(link, Link) != proxied(name, patterns) for name, link in running.links.items())
