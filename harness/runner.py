@@ -261,6 +261,8 @@ def run_system(scenario: Scenario, params: Params, spec: SystemSpec, infra: Infr
         result.stack_up_s = time.monotonic() - t_up
         result.extra["links"] = stack.link_report()
         result.extra["servers"] = {name: r.server.manifest() for name, r in stack.servers.servers.items()}
+        if spec.durability:
+            result.extra["durability"] = spec.durability
         if where := _addresses(stack):
             result.extra["addresses"] = where
         nemesis.setup(stack, ledger, random.Random(params.seed))

@@ -175,6 +175,8 @@ class Variant:
     """Servers it does not have (e.g. no message queue when the engine queues in Postgres)."""
     color: str = ""
     """Its colour on charts and tables (``#rrggbb``); empty: the palette's."""
+    durability: str = ""
+    """Its own durability line, when it differs from the base system's."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,8 @@ class SystemSpec:
     """``module:function`` that ``make tools`` runs to build what the system's servers need (its engine)."""
     reason: str = ""
     """A variant's reason to exist (its description's own part), shown beside it on the report."""
+    durability: str = ""
+    """When its store has an accepted task on disk, in one line (capacity compares only on equal footing)."""
 
     def drain_quiet(self, params: Mapping[str, Any]) -> float:
         """The drain's quiet time for a run with these parameters (``Params`` as a dict)."""
@@ -253,7 +257,8 @@ class SystemSpec:
                                                if srv.link_target(link) not in v.without)))
         return replace(self, name=f"{self.name}-{v.name}", description=f"{self.description}; {v.description}",
                        processes=procs, servers=tuple(servers), variants=(), params={**self.params, **v.params},
-                       base=self.name, color=v.color, reason=v.description)
+                       base=self.name, color=v.color, reason=v.description,
+                       durability=v.durability or self.durability)
 
     def has_role(self, role: str) -> bool:
         """True when some process of the system itself plays role."""
@@ -320,7 +325,8 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
                 servers={k: ServerChange(command=_strings(c, "command") or None, settings=_table(c, "settings"),
                                          links=_strings(c, "links") if "links" in c else None)
                          for k, c in _table(v, "servers", str_values=False).items()},
-                without=_strings(v, "without"), color=_color(v.get("color", "")))
+                without=_strings(v, "without"), color=_color(v.get("color", "")),
+                durability=str(v.get("durability", "")))
         for key, v in _table(raw, "variants", str_values=False).items()
     )
     drain = _table(raw, "drain", str_values=False)
@@ -328,7 +334,7 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
         name=_name(raw["name"], "system"), description=raw.get("description", ""), processes=procs,
         drain_quiet_s=_quiet(drain.get("quiet_s", 10)), path=path, servers=servers,
         variants=variants, drain_why=str(drain.get("why", "")), color=_color(raw.get("color", "")),
-        drain_attempts_s=_quiet(drain.get("attempts", 0)),
+        drain_attempts_s=_quiet(drain.get("attempts", 0)), durability=str(raw.get("durability", "")),
         versions=_table(raw, "versions"), setup=str(raw.get("setup", "")),
     )
 

@@ -46,6 +46,11 @@ class Knee:
     saturated: bool | None
     """A step past the knee fell behind in every ladder (False: the ladder ended first, the knee is a lower
     bound; None: not recorded)."""
+    durability: str = ""
+    """When the system's store has an accepted task on disk (its system.toml ``durability``): capacities compare
+    only on equal footing."""
+    emitter_bound: bool = False
+    """Its engine ceiling's pushes were too slow to show the engine's limit."""
 
     @property
     def share(self) -> float | None:
@@ -97,8 +102,9 @@ def knee(run: Mapping[str, Any]) -> Knee:
         generator, "load generator (req/s)") if generator else (None, "")
     flags = [lad.get("saturated") for lad in ladders] if ladders else [cap.get("saturated")]
     saturated = None if any(f is None for f in flags) else all(bool(f) for f in flags)
+    bound = bool(((ref.get("details") or {}).get("engine") or {}).get("emitter_bound"))
     return Knee(str(run["system"]), value, low, high, max(1, len(ladders)), completes, accepts, ceiling, of,
-                saturated)
+                saturated, str(run.get("durability") or ""), bound)
 
 
 def _ceilings(run: Mapping[str, Any]) -> list[Any]:
