@@ -324,10 +324,11 @@ def _run_all(scenario: Scenario, systems: list[SystemSpec], params: Params, infr
         return runs
     abort = threading.Event()
     progress(f"{scenario.name}: {len(systems)} systems side by side ({', '.join(s.name for s in systems)})")
+    shared = shared_between(systems)
     with ThreadPoolExecutor(len(systems), thread_name_prefix="system") as pool:
         futures = [pool.submit(run_system, scenario, params, spec, infra, out_dir, run_id, progress, driver_factory,
                                references, ledgers, abort=abort,
-                               private=private_servers(spec, scenario.steps(params.override(spec.params))))
+                               private=private_servers(spec, scenario.steps(params.override(spec.params))) & shared)
                    for spec in systems]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -341,6 +342,17 @@ def _run_all(scenario: Scenario, systems: list[SystemSpec], params: Params, infr
     if failed:  # the run that failed first, not the neighbours it stopped
         raise next((exc for exc in failed if not isinstance(exc, Aborted)), failed[0])
     return [f.result() for f in futures]
+
+
+def shared_between(systems: list[SystemSpec]) -> set[str]:
+    """Names of shared servers two of these systems would use together (the same declaration): a fault on one of
+    them while both run would hit both."""
+    seen: dict[tuple[Any, ...], set[str]] = {}
+    for spec in systems:
+        for srv in spec.servers:
+            if srv.shared:
+                seen.setdefault(srv.identity(), set()).add(spec.name)
+    return {srv.name for spec in systems for srv in spec.servers if len(seen.get(srv.identity(), ())) > 1}
 
 
 def private_servers(spec: SystemSpec, steps: list[Step]) -> set[str]:

@@ -59,6 +59,14 @@ def container_backend(name: str, run_id: str, progress: Progress) -> ProcessBack
     raise BackendUnavailable(f"--backend {name!r}: expected process or docker")
 
 
+def point_latest(root: Path) -> None:
+    """Point ``reports/latest`` at the run directory root (atomically)."""
+    tmp = REPORTS_DIR / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(root.name, target_is_directory=True)
+    tmp.replace(REPORTS_DIR / "latest")
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s"
@@ -83,9 +91,9 @@ class Session:
     def __init__(self, root: Path | None = None, progress: Progress = _print,
                  driver_factory: DriverFactory | None = None, prepared: Prepared | None = None,
                  ledger: str = "sqlite", hosts: int = 0, load_processes: int = 0, backend: str = "process",
-                 parallel: bool = False) -> None:
-        self.run_id = new_run_id()
-        """Id of this session's run."""
+                 parallel: bool = False, run_id: str | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        """Id of this session's run (given: one run written by several processes, pytest-xdist's workers)."""
         containers = container_backend(backend, self.run_id, progress)  # first: if unusable, nothing is made
         self.root = root or REPORTS_DIR / self.run_id
         """Directory of this run (``reports/<run-id>`` unless given)."""
@@ -146,11 +154,7 @@ class Session:
                 # A run in reports/ also refreshes the list of every run.
                 report.write_run_index(self.root, self.results, REPORTS_DIR if in_reports else None)
                 if in_reports:
-                    latest = REPORTS_DIR / "latest"
-                    tmp = REPORTS_DIR / f".latest-{os.getpid()}"
-                    tmp.unlink(missing_ok=True)
-                    tmp.symlink_to(self.root.name, target_is_directory=True)
-                    tmp.replace(latest)
+                    point_latest(self.root)
 
     def __enter__(self) -> Session:
         return self

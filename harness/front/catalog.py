@@ -19,7 +19,13 @@ SCENARIOS_DIR = PROJECT_ROOT / "scenarios"
 
 def discover(directory: Path = SCENARIOS_DIR) -> dict[str, Scenario]:
     """Every scenario defined under directory, by name (in file order)."""
+    return {s.name: s for s in by_file(directory).values()}
+
+
+def by_file(directory: Path = SCENARIOS_DIR) -> dict[Path, Scenario]:
+    """Every scenario defined under directory, by its file."""
     found: dict[str, Scenario] = {}
+    files: dict[Path, Scenario] = {}
     for path in sorted(directory.glob("test_*.py")):
         name = f"scenarios.{path.stem}"
         module = sys.modules.get(name)
@@ -33,5 +39,5 @@ def discover(directory: Path = SCENARIOS_DIR) -> dict[str, Scenario]:
         if isinstance(scenario, Scenario):
             if scenario.name in found:
                 raise ValueError(f"scenario {scenario.name!r} is defined twice (second in {path})")
-            found[scenario.name] = scenario
-    return found
+            found[scenario.name] = files[path.resolve()] = scenario
+    return files

@@ -12,7 +12,9 @@ the default tier: ``-m soak``), ``docker`` (tests that need a Docker engine, run
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,17 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.mark.expression import Expression
 
 from harness import report
 from harness.front import plan
+from harness.front.catalog import by_file
 from harness.front.options import OPTIONS, RunRequest, UsageError, add_to_pytest, resolve, scenario_params
 from harness.front.preflight import check, select_runs
+from harness.front.slots import ENV_SLOTS, slot
 from harness.ledger import Ledger, open_ledger, sqlite_url
 from harness.model.params import Params
+from harness.model.paths import REPORTS_DIR, SCENARIOS_DIR
 from harness.model.scenario import Scenario
 from harness.model.spec import SystemSpec, find_systems
 from harness.servers.registry import Prepared
-from harness.session import BackendUnavailable, Session, progress_line
+from harness.session import BackendUnavailable, Session, new_run_id, point_latest, progress_line
 
 
 class RunView:
@@ -91,11 +97,77 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_to_pytest(parser.getgroup("harness", "reliability harness (the same options as `harness run`)"))
 
 
+ENV_RUN_ID = "HARNESS_RUN_ID"
+"""The run id a pytest-xdist controller gives its workers: every worker writes into one run directory."""
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def _marks(scenario: Scenario) -> Callable[..., bool]:
+    """A -m matcher of the markers a scenario's test carries."""
+    marks = {"soak"} if scenario.tier == "soak" else set()
+    marks |= {"smoke"} if scenario.smoke else set()
+
+    def matcher(name: str, /, **kwargs: Any) -> bool:
+        return name in marks
+
+    return matcher
+
+
+def _controller_checks(config: pytest.Config) -> None:
+    """Under pytest-xdist only the workers collect: the controller checks the options and --param against the
+    scenarios its arguments and -m select, so bad input is still one line before anything starts."""
+    request = _request(config)
+    wanted = [Path(a.split("::")[0]).resolve() for a in config.args] or [SCENARIOS_DIR]
+    expr = Expression.compile(config.getoption("markexpr")) if config.getoption("markexpr") else None
+    chosen = [s for path, s in by_file().items()
+              if any(path == w or w in path.parents for w in wanted) and (expr is None or expr.evaluate(_marks(s)))]
+    try:
+        for scenario in chosen:
+            scenario_params(scenario, request.overrides)
+        runs = select_runs([s.name for s in chosen], request.systems, {s.name: s for s in chosen}, find_systems())
+        if runs and not request.dry_run:
+            check(request, runs)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        _controller_checks(config)
+    if _xdist_controller(config) and ENV_RUN_ID not in os.environ:
+        # Set before the workers start (they inherit it): one run directory, one machine-slot lock for all of them.
+        os.environ[ENV_RUN_ID] = new_run_id()
+        os.environ[ENV_SLOTS] = tempfile.mkdtemp(prefix="harness-slots-")
     config.addinivalue_line("markers", "smoke: the seed's claims in their shortest honest form (make smoke, every "
                                        "pull request)")
     config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")
     config.addinivalue_line("markers", "docker: needs a Docker engine; runs only with --backend docker")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, the controller writes the run's index from every worker's results (each wrote its own
+    scenarios) and points reports/latest at it; its slot lock goes."""
+    if not _xdist_controller(session.config):
+        return
+    root = REPORTS_DIR / os.environ.get(ENV_RUN_ID, "")
+    if os.environ.get(ENV_RUN_ID) and any(root.glob("*/results.json")):
+        report.rebuild([root])
+        point_latest(root)
+    shutil.rmtree(os.environ.get(ENV_SLOTS, ""), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _machine_slot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under pytest-xdist, a test other than a scenario's holds a shared slot of the machine, so an exclusive
+    scenario (capacity, cpu-heavy) runs with nothing beside it; a scenario takes its own in ``run_scenario``."""
+    if _scenario_of(request.node) is not None:
+        yield
+        return
+    with slot(exclusive=False):
+        yield
 
 
 def _scenario_of(item: pytest.Item) -> Scenario | None:
@@ -175,7 +247,8 @@ def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config,
             request.getfixturevalue("harness_docker_host")
         try:
             session = cleanup.enter_context(Session(
-                prepared=pytestconfig.stash.get(PREPARED, None), ledger=harness_request.ledger,
+                run_id=os.environ.get(ENV_RUN_ID), prepared=pytestconfig.stash.get(PREPARED, None),
+                ledger=harness_request.ledger,
                 hosts=harness_request.hosts, load_processes=harness_request.processes,
                 backend=harness_request.backend,
                 # CI's tier runs a scenario's systems side by side unless --serial (harness run: the other way).
@@ -231,7 +304,8 @@ def run_scenario(harness_session: Session, harness_systems: list[SystemSpec], ha
         _announce(pytestconfig, "\n" + progress_line(harness_session.begun + 1, harness_session.planned,
                                                     scenario.name, time.monotonic() - harness_session.started)
                   + f": {', '.join(s.name for s in specs)}" + (" side by side" if side_by_side else ""))
-        doc = harness_session.run(scenario, specs, params)
+        with slot(exclusive=not scenario.side_by_side):  # under pytest-xdist: capacity and cpu-heavy run alone
+            doc = harness_session.run(scenario, specs, params)
         out_dir = harness_session.root / scenario.name
         print("\n" + report.text_table(doc), file=sys.stderr)
         print(f"results: {out_dir / 'results.json'}", file=sys.stderr)

@@ -105,10 +105,10 @@ def test_real_commands_use_only_known_placeholders(systems: dict[str, SystemSpec
             assert argv[0] == "/py"
             assert not any("{" in a for a in [*argv, *env.values()])
         for srv in spec.servers:
-            subst: dict[str, object] = {"port": "6000", "state_dir": "/data", "name": srv.name, "host": "127.0.0.1",
-                                        "ports": SimpleNamespace(**dict.fromkeys(srv.ports, "6001")), "python": "/py",
-                                        "grace_s": "10", "here": "/apps/x"}
-            filled = [arg.format(**subst) for arg in [*srv.command, *srv.env.values()]]
+            server_subst: dict[str, object] = {
+                "port": "6000", "state_dir": "/data", "name": srv.name, "host": "127.0.0.1", "python": "/py",
+                "ports": SimpleNamespace(**dict.fromkeys(srv.ports, "6001")), "grace_s": "10", "here": "/apps/x"}
+            filled = [arg.format(**server_subst) for arg in [*srv.command, *srv.env.values()]]
             assert not any("{" in a for a in filled)
             assert srv.requires or srv.plugin, f"{srv.name}: a command server names what set-up installs"
 
