@@ -53,7 +53,7 @@ import docker.types
 import requests
 
 from harness import tools
-from harness.backends import reaper
+from harness.backends import netns, reaper
 from harness.backends.base import RUN_MARKER, Health, HealthTimeout, OneShot
 from harness.backends.images import Images, ServerImage, ensure, tool_of, tool_owned
 from harness.backends.local import ManagedProcess
@@ -626,38 +626,10 @@ def _drain(stream: Any, out: list[bytes], log: Any) -> None:
         pass  # removed (a timeout) or the engine went away: what was read stays
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        writer.close()
-
-
-async def _splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  dial: Callable[[], Any]) -> None:
-    try:
-        up_r, up_w = await dial()
-    except OSError:
-        writer.close()
-        return
-    await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
-
-
 async def forward(unix: str, port: int, forwards: list[tuple[int, str]]) -> None:
     """A pod's sidecar, in the namespace the server joins: the Unix socket -> the server's port, each forward's
     port on the loopback -> its relay socket; until killed."""
-    Path(unix).unlink(missing_ok=True)
-    servers = [await asyncio.start_unix_server(
-        lambda r, w: _splice(r, w, lambda: asyncio.open_connection("127.0.0.1", port)), path=unix)]
-    os.chmod(unix, 0o600)
-    for local, out in forwards:
-        servers.append(await asyncio.start_server(
-            lambda r, w, out=out: _splice(r, w, lambda: asyncio.open_unix_connection(out)),  # type: ignore[misc]
-            host="127.0.0.1", port=local))
+    await netns.listen(unix, port, forwards)
     print(f"{READY}: :{port} <- {unix}" + "".join(f"; 127.0.0.1:{p} -> {s}" for p, s in forwards), flush=True)
     await asyncio.Event().wait()
 

@@ -28,6 +28,7 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 _CLONE_NEWNET = 0x40000000
@@ -50,7 +51,8 @@ def _enter_new_netns() -> None:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy reader to writer until EOF, then close the writer."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -61,26 +63,35 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, connect: object) -> None:
+async def splice(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                 connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]) -> None:
+    """Carry one accepted connection both ways to a new one made by ``connect`` (closed when it cannot be made)."""
     try:
-        up_r, up_w = await connect()  # type: ignore[operator]
+        up_r, up_w = await connect()
     except OSError:
         client_w.close()
         return
-    await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+    await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+
+
+async def listen(sock: str, port: int, forwards: list[tuple[int, str]]) -> list[asyncio.Server]:
+    """Listen on the Unix socket ``sock`` (carried to the server's 127.0.0.1:port) and on each forward's
+    127.0.0.1:L (carried out through its socket): the inside of a bridge, here or in a container's namespace."""
+    Path(sock).unlink(missing_ok=True)
+    servers = [await asyncio.start_unix_server(
+        lambda r, w: splice(r, w, lambda: asyncio.open_connection("127.0.0.1", port)), path=sock)]
+    os.chmod(sock, 0o600)
+    for local, out in forwards:  # the namespace's own loopback -> a relay outside (its database, its queue)
+        servers.append(await asyncio.start_server(
+            lambda r, w, out=out: splice(r, w, lambda: asyncio.open_unix_connection(out)),  # type: ignore[misc]
+            host="127.0.0.1", port=local))
+    return servers
 
 
 async def _inside(sock: str, port: int, forwards: list[tuple[int, str]], command: list[str]) -> int:
     """Listen on SOCK (-> the server's port) and on each forward's port (-> its socket), then start the server and
     carry connections until it exits; its exit status."""
-    Path(sock).unlink(missing_ok=True)
-    servers = [await asyncio.start_unix_server(
-        lambda r, w: _splice(r, w, lambda: asyncio.open_connection("127.0.0.1", port)), path=sock)]
-    os.chmod(sock, 0o600)
-    for local, out in forwards:  # the namespace's own loopback -> a relay outside (its database, its queue)
-        servers.append(await asyncio.start_server(
-            lambda r, w, out=out: _splice(r, w, lambda: asyncio.open_unix_connection(out)),  # type: ignore[misc]
-            host="127.0.0.1", port=local))
+    servers = await listen(sock, port, forwards)
     child = subprocess.Popen(command)  # only now: its first dial must find the forwards listening
     # Forward the harness's graceful stop to the server, then exit with it.
     signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
@@ -96,13 +107,13 @@ async def _inside(sock: str, port: int, forwards: list[tuple[int, str]], command
 
 async def _serve_tcp(sock: str, host: str, port: int, relays: list[tuple[str, str]]) -> None:
     server = await asyncio.start_server(
-        lambda r, w: _splice(r, w, lambda: asyncio.open_unix_connection(sock)), host=host, port=port
+        lambda r, w: splice(r, w, lambda: asyncio.open_unix_connection(sock)), host=host, port=port
     )
     for path, target in relays:  # a relay socket -> the address the server inside may reach
         Path(path).unlink(missing_ok=True)
         to_host, _, to_port = target.rpartition(":")
         await asyncio.start_unix_server(
-            lambda r, w, h=to_host, p=int(to_port): _splice(r, w, lambda: asyncio.open_connection(h, p)),  # type: ignore[misc]
+            lambda r, w, h=to_host, p=int(to_port): splice(r, w, lambda: asyncio.open_connection(h, p)),  # type: ignore[misc]
             path=path)
         os.chmod(path, 0o600)
     print(f"bridge listening on {host}:{port} -> {sock}" + "".join(f"; {p} -> {t}" for p, t in relays), flush=True)

@@ -88,6 +88,27 @@ class Server(Protocol):
         """Stop its processes (its state stays until the session ends)."""
 
 
+class Defaults:
+    """What a server that needs nothing special answers to the rest of the interface: no client environment, all of
+    it the harness's to fault, no ceilings of its own, no secrets."""
+
+    def client_env(self, namespace: str, listen: str) -> dict[str, str]:
+        """Nothing: clients name it through ``{<server>}`` placeholders."""
+        return {}
+
+    def outside(self) -> dict[str, str]:
+        """All of it is the harness's."""
+        return {}
+
+    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
+        """None of its own."""
+        return {}
+
+    def secrets(self) -> list[str]:
+        """None."""
+        return []
+
+
 ServerFactory = Callable[[ServerTemplate, Mapping[str, str]], Server]
 """What ``plugin = "module:name"`` names: (declaration, the run's server options such as ``engine=external``) ->
 a server not started yet; raises :class:`ServerUnusable` for bad options."""

@@ -9,13 +9,12 @@ restarts), ``{here}`` (its system.toml's directory), ``{python}``, ``{name}``, `
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from harness.backends.base import Health, Proc, free_port
 from harness.model.spec import ServerTemplate
-from harness.servers.base import ServerContext
+from harness.servers.base import Defaults, ServerContext
 
 
 def health_of(health: dict[str, str], subst: dict[str, Any]) -> Health:
@@ -25,7 +24,7 @@ def health_of(health: dict[str, str], subst: dict[str, Any]) -> Health:
     return Health(http=h.get("http"), tcp=tcp, log=h.get("log"))
 
 
-class CommandServer:
+class CommandServer(Defaults):
     """One process started from its declared command line."""
 
     def __init__(self, template: ServerTemplate) -> None:
@@ -75,25 +74,9 @@ class CommandServer:
         took = self.process.wait_healthy(60)
         ctx.progress(f"  {self.name} (server) healthy in {took:.1f}s")
 
-    def client_env(self, namespace: str, listen: str) -> dict[str, str]:
-        """Nothing: clients name it through ``{<server>}`` placeholders."""
-        return {}
-
     def processes(self) -> list[Proc]:
         """Its one process."""
         return [self.process] if self.process else []
-
-    def outside(self) -> dict[str, str]:
-        """All of it is the harness's."""
-        return {}
-
-    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
-        """None."""
-        return {}
-
-    def secrets(self) -> list[str]:
-        """None."""
-        return []
 
     def manifest(self) -> dict[str, Any]:
         """Its command line as run (the settings it was started with)."""

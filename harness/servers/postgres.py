@@ -22,7 +22,7 @@ from typing import Any
 from harness.backends.base import Health, Proc, ProcessBackend, free_port
 from harness.backends.local import LocalBackend
 from harness.model.spec import ServerTemplate
-from harness.servers.base import ServerContext
+from harness.servers.base import Defaults, ServerContext
 
 PG_OS_USER = "harness-pg"
 """OS user Postgres runs as when the harness runs as root (Postgres refuses root)."""
@@ -131,8 +131,9 @@ class Postgres:
 
 
 
-class PostgresServer:
-    """A system's own Postgres as a server plug-in: databases for its other servers, nothing to configure."""
+class PostgresServer(Defaults):
+    """A system's own Postgres as a server plug-in: databases for its other servers, nothing to configure (its clients
+    are other servers, which build their URLs from :attr:`postgres`; trust authentication on loopback)."""
 
     def __init__(self, template: ServerTemplate) -> None:
         self.name = template.name
@@ -160,25 +161,9 @@ class PostgresServer:
             self.postgres.process.start()
             self.postgres.process.wait_healthy(60)
 
-    def client_env(self, namespace: str, listen: str) -> dict[str, str]:
-        """Nothing: its clients are other servers, which build their URLs from :attr:`postgres`."""
-        return {}
-
     def processes(self) -> list[Proc]:
         """The postmaster."""
         return [self.postgres.process] if self.postgres and self.postgres.process else []
-
-    def outside(self) -> dict[str, str]:
-        """All of it is the harness's."""
-        return {}
-
-    def references(self, out_dir: Path, namespace: str, seconds: float) -> dict[str, Any]:
-        """None of its own (a client measures commits on its path: the engine does)."""
-        return {}
-
-    def secrets(self) -> list[str]:
-        """None: trust authentication on loopback and its own socket."""
-        return []
 
     def manifest(self) -> dict[str, Any]:
         """Its version and settings."""
