@@ -19,6 +19,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ Run = Callable[[Args], list[CheckResult]]
 def main(argv: Sequence[str] | None, doc: str, tries: int, plan: Plan, run: Run) -> int:
     """Parse, plan or run, print the results, write their JSON (``{"results": [...]}``); the exit status is the
     first result's (0 reproduced, 1 not reproduced, 2 could not run)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # stoppable when started with SIGINT ignored
     args = parse(argv, doc, tries)
     if args.dry_run:
         lines = plan(args)

@@ -211,6 +211,9 @@ def _stop_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script and ``python -m harness``."""
+    # Ctrl-C stops a run even when it was started with SIGINT ignored (a background job, a pytest-xdist worker's
+    # child): Python only installs its handler when the inherited disposition is the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":

@@ -49,6 +49,13 @@ def check(request: RunRequest, runs: Runs) -> Prepared:
     """Refuse what cannot run here before anything starts; the servers made (and checked) for the run."""
     try:
         check_option(request.ledger)  # an unreachable server is bad input
+        if request.backend == "docker" and request.dockerd != "auto":
+            from harness.backends.docker import DockerUnavailable, connect  # only when Docker is asked for
+
+            try:
+                connect().close()
+            except DockerUnavailable as exc:
+                raise UsageError(f"--backend docker: {exc}") from None
         prepared = Prepared(request.server_options).check(spec for _, specs in runs for spec in specs)
         if request.hosts:
             hosts.check_available()
