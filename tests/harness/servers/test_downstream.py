@@ -21,10 +21,10 @@ import psutil
 import pytest
 
 from apps.common import job
-from harness.model.env import ENV_DOWNSTREAM
 from harness.backends.base import Health, free_port
 from harness.backends.local import LocalBackend, ManagedProcess
 from harness.ledger import ENV_LEDGER, ENV_PROCESS, ENV_SYSTEM, Ledger, Recorder, create_ledger, open_ledger
+from harness.model.env import ENV_DOWNSTREAM
 from harness.model.paths import PROJECT_ROOT
 from harness.report.calls import pair
 from harness.runtime.sampler import Sampler, poll_stats, stats_samples, stats_url
