@@ -118,18 +118,18 @@ clean:
 
 # The findings catalogue (findings/*.toml): list it, and re-run every reproduction (each starts only what it needs:
 # real engine, Postgres, RabbitMQ, Redis, Celery workers, Toxiproxy). Writes reports/findings/<time>/findings.json
-# (and its page) and prints one line per finding; NAMES= checks some, SDK= a version (hatchet-sdk==1.43.1). The SDK
-# findings run on the lock's hatchet-sdk and on the newest release (its venv: sdk-versions, below). About 12 minutes.
+# (and its page) and prints one line per finding; NAMES= checks some, SDK= a version (hatchet-sdk==1.38.0). The SDK
+# findings run on the lock's hatchet-sdk (1.43.1) and on the release pinned before it (its venv: sdk-versions, below). About 12 minutes.
 findings: setup sdk-versions
 	@$(BIN)/harness findings list
 	@$(BIN)/harness findings check $(NAMES) $(foreach s,$(SDK),--sdk $(s))
 
 # Library versions other than the lock's, each in its own venv (.venv-sdk/<dist>-<version>): the lock's
-# dependencies with that one version from PyPI, and this project (editable), so a finding's clients can run on a
-# newer release: `harness findings check NAME --sdk hatchet-sdk==1.43.1`. What the version changed beside itself
+# dependencies with that one version from PyPI, and this project (editable), so a finding's clients can run on
+# another release: `harness findings check NAME --sdk hatchet-sdk==1.38.0`. What the version changed beside itself
 # is kept in the venv's changes.txt. The Hatchet engine has no such axis: the Go module proxy serves no tag after
 # v0.105.0, so it stays pinned.
-SDK_VERSIONS ?= hatchet-sdk==1.43.1
+SDK_VERSIONS ?= hatchet-sdk==1.38.0
 SDK_VENVS := .venv-sdk
 
 .PHONY: findings sdk-versions

@@ -1,6 +1,6 @@
 """Hatchet system, API side: accept a task by triggering a Hatchet run (fire and forget).
 
-hatchet-sdk 1.38's ``aio_run`` sends the trigger with the synchronous gRPC stub through
+hatchet-sdk's ``aio_run`` (1.38.0 and 1.43.1 alike) sends the trigger with the synchronous gRPC stub through
 ``asyncio.to_thread``, i.e. the event loop's default executor, which has min(32, cores + 4)
 threads (6 on two cores): every trigger beyond that waits for a thread. A competent user sizes
 that executor (the scenario parameter ``trigger_threads``; 0 keeps the SDK's default size, the

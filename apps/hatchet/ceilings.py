@@ -72,7 +72,10 @@ def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_R
     found = re.search(r"pushed (\d+), executed (\d+), uniques (\d+)", output)
     times = execution_times(output)
     if proc.returncode != 0 or found is None or len(times) < 2:
-        return {"error": f"hatchet-loadtest exited {proc.returncode}: " + " | ".join(output.strip().splitlines()[-3:]),
+        # A failed load test panics with its reason (e.g. "expected 600 events to be executed, got 12"): say that line.
+        reason = next((ln for ln in output.splitlines() if ln.startswith("panic:")), None)
+        return {"error": f"hatchet-loadtest exited {proc.returncode}: "
+                         + (reason or " | ".join(output.strip().splitlines()[-3:])),
                 "command": " ".join(argv)}
     pushed, executed, uniques = (int(x) for x in found.groups())
     runs = (len(times) - 1) / (times[-1] - times[0])

@@ -218,10 +218,11 @@ class HatchetEngine:
         return [self.token] if self.token else []
 
     def manifest(self) -> dict[str, Any]:
-        """Version, where it comes from, and every setting system.toml gives it (placeholders as written)."""
+        """Version, where it comes from, and every setting system.toml gives it with its source (placeholders as
+        written)."""
         return {"hatchet_engine": tools.VERSION,
                 "engine_source": "built from the pinned module by set-up, started by the harness",
-                "engine_settings": dict(self.template.settings)}
+                "settings": self.template.stated()}
 
     def close(self) -> None:
         """Stop the API, then the engine (its database and token stay for a later start)."""

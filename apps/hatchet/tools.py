@@ -11,8 +11,9 @@ from pathlib import Path
 from harness import tools
 
 VERSION = "v0.105.0"
-"""Engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0, which we pin. The Go module proxy
-refuses every newer tag, so the engine stays here (README: Pinned versions)."""
+"""Engine tag; its repository's sdks/python at this tag is hatchet-sdk 1.38.0. We pin hatchet-sdk 1.43.1 (PyPI's newest,
+which works with this engine; 1.38.0 stays a findings axis). The Go module proxy refuses every newer engine tag,
+so the engine stays here (README: Pinned versions)."""
 MODULE = "github.com/hatchet-dev/hatchet"
 """The official Go module."""
 COMMANDS = ("hatchet-engine", "hatchet-api", "hatchet-migrate", "hatchet-admin")

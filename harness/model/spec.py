@@ -103,6 +103,9 @@ class ServerTemplate:
     """Its processes (name -> roles), fault targets; default one process named like the server."""
     settings: dict[str, str] = field(default_factory=dict)
     """Settings handed to a plug-in (the engine's environment, e.g. ``SERVER_MSGQUEUE_KIND``), shown on the report."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where each setting comes from (a setting, or a flag of its command, -> a doc page or a default in the
+    system's source); every setting needs one. Shown on the report beside its value."""
     ports: tuple[str, ...] = ()
     """Names of extra free ports a command server needs (``{ports.NAME}``), besides ``{port}``."""
     image: dict[str, Any] = field(default_factory=dict)
@@ -115,6 +118,11 @@ class ServerTemplate:
     besides its command's."""
     here: str = ""
     """The directory of its system.toml (``{here}`` in its command: scripts and configuration beside it)."""
+
+    def stated(self) -> dict[str, str]:
+        """Its settings as the report states them: ``value (source)``, and each sourced flag of its command."""
+        out = {k: f"{v} ({self.sources.get(k, 'no source given')})" for k, v in self.settings.items()}
+        return {**out, **{k: src for k, src in self.sources.items() if k not in self.settings}}
 
     def missing(self) -> list[str]:
         """Required executables not found on PATH."""
@@ -153,6 +161,8 @@ class ServerChange:
     """A new command line."""
     settings: dict[str, str] = field(default_factory=dict)
     """Settings added to (or replacing) the server's; an empty value removes one."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Sources of its settings (merged like them; an empty one removes a source, a flag the new command lacks)."""
     links: tuple[str, ...] | None = None
     """New links."""
 
@@ -253,6 +263,8 @@ class SystemSpec:
             change = v.servers.get(srv.name, ServerChange())
             servers.append(replace(srv, command=srv.command if change.command is None else change.command,
                                    settings={k: v for k, v in {**srv.settings, **change.settings}.items() if v},
+                                   sources={k: v for k, v in {**srv.sources, **change.sources}.items()
+                                            if v and (k not in change.settings or change.settings[k])},
                                    links=tuple(link for link in (srv.links if change.links is None else change.links)
                                                if srv.link_target(link) not in v.without)))
         return replace(self, name=f"{self.name}-{v.name}", description=f"{self.description}; {v.description}",
@@ -323,6 +335,7 @@ def _parse(raw: dict[str, Any], path: Path) -> SystemSpec:
         Variant(name=_name(key, "variant"), description=str(v.get("description", "")),
                 params=_table(v, "params", str_values=False), env=_table(v, "env"),
                 servers={k: ServerChange(command=_strings(c, "command") or None, settings=_table(c, "settings"),
+                                         sources=_table(c, "sources"),
                                          links=_strings(c, "links") if "links" in c else None)
                          for k, c in _table(v, "servers", str_values=False).items()},
                 without=_strings(v, "without"), color=_color(v.get("color", "")),
@@ -353,7 +366,7 @@ def _server(srv: dict[str, Any], here: Path) -> ServerTemplate:
         health=_table(srv, "health"), requires=_strings(srv, "requires"), env=_table(srv, "env"),
         links=_strings(srv, "links"), shared=shared,
         processes={k: tuple(v) for k, v in _table(srv, "processes", str_values=False).items()},
-        settings=_table(srv, "settings"), ports=_strings(srv, "ports"),
+        settings=_table(srv, "settings"), sources=_table(srv, "sources"), ports=_strings(srv, "ports"),
         image=_table(srv, "image", str_values=False), here=str(here),
     )
 
@@ -376,6 +389,14 @@ def _validate(spec: SystemSpec, path: Path) -> None:
     for v in spec.variants:
         if bad := next((n for n in (*v.servers, *v.without) if n not in {srv.name for srv in servers}), None):
             raise SpecError(f"{path}: variant {v.name!r}: no server {bad!r}")
+    # Every setting is stated on the report with where it comes from: one without a source is refused.
+    sourced = [(srv.name, srv.settings, srv.sources) for srv in servers] + [
+        (f"{name} (variant {v.name})", c.settings, {**srv.sources, **c.sources})
+        for v in spec.variants for name, c in v.servers.items()
+        for srv in servers if srv.name == name]
+    if bad := next((f"{who}: {k}" for who, settings, sources in sourced for k, val in settings.items()
+                    if val and not sources.get(k)), None):
+        raise SpecError(f"{path}: setting {bad!r} has no source (add it to the server's 'sources')")
 
 
 def _strings(table: dict[str, Any], key: str, required: bool = False) -> tuple[str, ...]:

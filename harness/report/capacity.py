@@ -51,6 +51,8 @@ class Knee:
     only on equal footing."""
     emitter_bound: bool = False
     """Its engine ceiling's pushes were too slow to show the engine's limit."""
+    held_by: str = ""
+    """The stage whose time grows most past the knee (:func:`held_by`), with its figures; empty: not measured."""
 
     @property
     def share(self) -> float | None:
@@ -72,6 +74,8 @@ class Section:
     """(heading, rows of stage, tasks, p50 ms, p99 ms): where the time went at the knee and past it."""
     chart: Spec | None = None
     """The ladders as a chart."""
+    held_below: float = 0.7
+    """A knee under this share of its ceiling is named as held below it (:data:`HELD_BELOW`)."""
 
 
 def _num(value: Any) -> float | None:
@@ -104,7 +108,33 @@ def knee(run: Mapping[str, Any]) -> Knee:
     saturated = None if any(f is None for f in flags) else all(bool(f) for f in flags)
     bound = bool(((ref.get("details") or {}).get("engine") or {}).get("emitter_bound"))
     return Knee(str(run["system"]), value, low, high, max(1, len(ladders)), completes, accepts, ceiling, of,
-                saturated, str(run.get("durability") or ""), bound)
+                saturated, str(run.get("durability") or ""), bound, held_by(cap))
+
+
+HELD_BELOW = 0.7
+"""A knee under this share of its ceiling is held below it by some layer, which the page names."""
+
+
+def held_by(cap: Mapping[str, Any]) -> str:
+    """The layer that holds the knee where it is: of the stages measured at the knee and at the step past it
+    (``where_time_goes``), the one whose median grows most; a span inside the API stage (the trigger waiting for a
+    thread, the call into the engine) names the layer more precisely when it grew by at least half as much."""
+    steps = {float(rate): {s["stage"]: s for s in stages if s.get("p50_ms") is not None}
+             for rate, stages in (cap.get("where_time_goes") or {}).items()}
+    knee_rate = _num(cap.get("knee_rate"))
+    past = min((r for r in steps if knee_rate is not None and r > knee_rate), default=None)
+    if knee_rate not in steps or past is None:
+        return ""
+    at, beyond = steps[knee_rate], steps[past]
+    growth = {name: beyond[name]["p50_ms"] - at[name]["p50_ms"] for name in at if name in beyond}
+    if not growth:
+        return ""
+    top = max(growth, key=lambda name: growth[name])
+    spans = [n for n in growth if n.startswith("span ") and growth[n] >= growth[top] / 2]
+    if spans and top.startswith("API"):
+        top = max(spans, key=lambda name: growth[name])
+    return (f"{top}: p50 {at[top]['p50_ms']:.0f} ms at the knee ({knee_rate:g}/s) → {beyond[top]['p50_ms']:.0f} ms "
+            f"at {past:g}/s")
 
 
 def _ceilings(run: Mapping[str, Any]) -> list[Any]:
@@ -161,4 +191,4 @@ def section(doc: Mapping[str, Any], colors: Mapping[str, str]) -> Section | None
               for name, detail in ((r["capacity"].get("reference") or {}).get("details") or {}).items()
               if isinstance(detail, Mapping) and detail.get("error")]
     return Section([knee(r) for r in runs], [_ceilings(r) for r in runs], errors, _breakdowns(runs),
-                   ladder_chart(runs, colors))
+                   ladder_chart(runs, colors), HELD_BELOW)

@@ -99,6 +99,10 @@ def run_rows(doc: Mapping[str, Any]) -> tuple[list[str], Rows]:
         ("identities broken", ["; ".join(r.get("identities_broken") or []) or "none" for r in runs]),
         ("harness degraded", [degraded(r) for r in runs]),
     ]
+    for server in sorted({s for r in runs for s, m in (r.get("servers") or {}).items() if m.get("settings")}):
+        rows.append((f"server {server}: settings (source)",
+                     ["; ".join(f"{k} = {v}" for k, v in ((r.get("servers") or {}).get(server) or {})
+                                .get("settings", {}).items()) or "—" for r in runs]))
     for proc in sorted({p for r in runs for p in (r.get("rss_mb") or {})}):
         rows.append((f"RSS {proc} (MiB: start → peak → end)", [_rss(r, proc) for r in runs]))
     return [r["system"] for r in runs], rows

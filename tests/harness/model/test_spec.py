@@ -361,3 +361,40 @@ def test_a_missing_server_executable_is_named(tmp_path: Path) -> None:
     spec = SystemSpec.load(write_spec(tmp_path, "queue", SERVER_SPEC.replace(
         'requires = ["redis-server"]', 'requires = ["no-such-server-xyz"]')))
     assert spec.servers[0].missing() == ["no-such-server-xyz"]
+
+
+# ---- every setting with its source ----------------------------------------------------------------
+
+SOURCED = MINIMAL + """
+[[server]]
+name = "engine"
+plugin = "apps.x:server"
+settings = {{ QUEUE = "fast", URL = "x://{{db}}" }}
+sources = {{ QUEUE = "the docs' production page", URL = "wiring", "--flag" = "its command's default" }}
+[variants.slow]
+servers = {{ engine = {{ settings = {{ QUEUE = "slow", URL = "" }}, sources = {{ QUEUE = "the lite page" }} }} }}
+"""
+
+
+def test_a_setting_is_stated_with_its_source_and_a_variant_replaces_both(tmp_path: Path) -> None:
+    spec = SystemSpec.load(write_spec(tmp_path, "src", SOURCED.format(name="src")))
+    assert spec.servers[0].stated() == {"QUEUE": "fast (the docs' production page)", "URL": "x://{db} (wiring)",
+                                        "--flag": "its command's default"}
+    assert spec.variant("slow").servers[0].stated() == {"QUEUE": "slow (the lite page)",
+                                                        "--flag": "its command's default"}
+
+
+@pytest.mark.parametrize("drop", ['URL = "wiring", ', ''])
+def test_a_setting_without_a_source_is_refused(tmp_path: Path, drop: str) -> None:
+    body = SOURCED.format(name="nosrc").replace(drop, "") if drop else SOURCED.format(name="nosrc").replace(
+        'sources = { QUEUE = "the lite page" }', 'sources = { QUEUE = "" }')
+    with pytest.raises(SpecError, match="has no source"):
+        SystemSpec.load(write_spec(tmp_path, "nosrc", body))
+
+
+def test_every_shipped_setting_has_a_source(systems: dict[str, SystemSpec]) -> None:
+    for base in {s.base or s.name for s in systems.values()}:
+        spec = systems[base]
+        for sp in (spec, *(spec.variant(v.name) for v in spec.variants)):
+            for srv in sp.servers:
+                assert all("no source given" not in v for v in srv.stated().values()), (sp.name, srv.stated())
