@@ -77,8 +77,8 @@ def parse(argv: Sequence[str] | None, doc: str, tries: int) -> Args:
             requirement_parts(requirement)
         except FindingError as exc:
             ap.error(str(exc))
-    logs = ns.logs or Path(tempfile.mkdtemp(prefix="finding-"))
-    return Args(ns.tries, tuple(ns.sdk), ns.json, logs, ns.dry_run)
+    # Without --logs the logs live in a temporary directory made (and removed) by main() around the run.
+    return Args(ns.tries, tuple(ns.sdk), ns.json, ns.logs or Path(), ns.dry_run)
 
 
 Plan = Callable[[Args], list[str]]
@@ -100,19 +100,26 @@ def main(argv: Sequence[str] | None, doc: str, tries: int, plan: Plan, run: Run)
             args.json.write_text(json.dumps({"plan": lines, "tries": args.tries, "sdk": list(args.sdk)}) + "\n")
         return 0
     t0 = time.monotonic()
-    try:
-        results = run(args)
-    except CannotRun as exc:
-        results = [CheckResult.cannot_run(str(exc), time.monotonic() - t0)]
-    except Exception as exc:  # noqa: BLE001 - whatever broke, the check reports it as could not run, with why
-        traceback.print_exc()
-        results = [CheckResult.cannot_run(f"{type(exc).__name__}: {exc}", time.monotonic() - t0)]
+    with contextlib.ExitStack() as stack:
+        if args.logs == Path():  # no --logs: the processes' logs are the check's own and go with it
+            args = replace(args, logs=Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="finding-"))))
+        results = _run(args, run, t0)
     for result in results:
         print(result.line(), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": [r.as_json() for r in results]}, indent=2) + "\n")
     return EXIT_CODES[results[0].status]
+
+
+def _run(args: Args, run: Run, t0: float) -> list[CheckResult]:
+    try:
+        return run(args)
+    except CannotRun as exc:
+        return [CheckResult.cannot_run(str(exc), time.monotonic() - t0)]
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the check reports it as could not run, with why
+        traceback.print_exc()
+        return [CheckResult.cannot_run(f"{type(exc).__name__}: {exc}", time.monotonic() - t0)]
 
 
 def say(line: str) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -47,12 +48,17 @@ def test_unknown_names_and_versions_are_usage_errors() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
-def test_each_reproduction_plans_without_starting_anything(name: str, tmp_path: Path) -> None:
-    """Importable, with a main() whose --dry-run prints its plan (what it starts, tries, what counts)."""
+def test_each_reproduction_plans_without_starting_anything(name: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importable, with a main() whose --dry-run prints its plan (what it starts, tries, what counts), and leaves no
+    file behind (not even an empty log directory)."""
     module = importlib.import_module(CATALOGUE[name].reproduction.module)
     assert module.__doc__ and "Usage" in module.__doc__
-    plan = tmp_path / "plan.json"
+    plan, scratch = tmp_path / "plan.json", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert module.main(["--dry-run", "--tries", "3", "--json", str(plan)]) == 0
+    assert list(scratch.iterdir()) == []
     doc = json.loads(plan.read_text())
     assert doc["tries"] == 3 and any("reproduced" in line for line in doc["plan"])
     assert any("tries: 3" in line for line in doc["plan"])
