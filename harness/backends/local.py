@@ -7,10 +7,14 @@ the run directory.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +22,28 @@ from pathlib import Path
 
 from harness.backends import reaper
 from harness.backends.base import Health, HealthTimeout, OneShot, http_ok, stop_all, tcp_open
+
+_scratch: Path | None = None
+_scratch_lock = threading.Lock()
+
+
+def scratch() -> Path:
+    """The temporary directory (TMPDIR) of every process this harness process starts, made on first use and removed
+    with it, whatever way it ends (the reaper): a SIGKILLed child's temporary files (Python multiprocessing's
+    ``pymp-*``, a worker's) cannot outlive the run."""
+    global _scratch
+    with _scratch_lock:
+        if _scratch is None:
+            _scratch = Path(tempfile.mkdtemp(prefix="harness-tmp-"))
+            _scratch.chmod(0o1777)  # like /tmp: Postgres runs as another user
+            reaper.remove_with_run(_scratch)
+            atexit.register(shutil.rmtree, _scratch, True)
+        return _scratch
+
+
+def child_env(extra: dict[str, str] | None) -> dict[str, str]:
+    """A child's environment: the harness's own, TMPDIR in the run's scratch, then its own settings."""
+    return {**os.environ, "TMPDIR": str(scratch()), **(extra or {})}
 
 
 @dataclass
@@ -71,7 +97,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                env=child_env(self.env),
                 cwd=self.cwd,
                 user=self.user,
                 start_new_session=True,
@@ -216,7 +242,7 @@ def run_local(argv: list[str], log_path: Path, env: dict[str, str] | None = None
     with log_path.open("ab") as log:
         log.write(f"--- harness: one-shot {argv[0]} at {time.time():.3f}\n".encode())
         log.flush()
-        proc = subprocess.run([*prefix, *argv], env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE,
+        proc = subprocess.run([*prefix, *argv], env=child_env(env), cwd=cwd, stdout=subprocess.PIPE,
                               stderr=log, timeout=timeout_s, start_new_session=True)
         log.write(proc.stdout if log_stdout else b"(its output is a secret: not logged)\n")
     return OneShot(proc.returncode, proc.stdout.decode(errors="replace"), log_path)
