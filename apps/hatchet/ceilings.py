@@ -69,14 +69,20 @@ def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_R
     took = time.monotonic() - t0
     output = proc.stdout + proc.stderr
     (out_dir / "hatchet-loadtest.log").write_text(output)
+    return {**read_log(output, proc.returncode, rate, seconds), "wall_s": round(took, 1), "command": " ".join(argv),
+            "log": "reference/hatchet-loadtest.log"}
+
+
+def read_log(output: str, returncode: int, rate: int, seconds: int) -> dict[str, Any]:
+    """The ceiling from hatchet-loadtest's output. It exits non-zero ("load test failed") when its worker had not run
+    every pushed event by the end of its wait: the engine fell behind the pushes, which is what a ceiling shows, so
+    the runs per second still count, with ``finished`` false; only output without the counts is an error."""
     found = re.search(r"pushed (\d+), executed (\d+), uniques (\d+)", output)
     times = execution_times(output)
-    if proc.returncode != 0 or found is None or len(times) < 2:
-        # A failed load test panics with its reason (e.g. "expected 600 events to be executed, got 12"): say that line.
+    if found is None or len(times) < 2:
         reason = next((ln for ln in output.splitlines() if ln.startswith("panic:")), None)
-        return {"error": f"hatchet-loadtest exited {proc.returncode}: "
-                         + (reason or " | ".join(output.strip().splitlines()[-3:])),
-                "command": " ".join(argv)}
+        return {"error": f"hatchet-loadtest exited {returncode}: "
+                         + (reason or " | ".join(output.strip().splitlines()[-3:]))}
     pushed, executed, uniques = (int(x) for x in found.groups())
     runs = (len(times) - 1) / (times[-1] - times[0])
     return {
@@ -84,7 +90,8 @@ def engine_runs_per_s(env: dict[str, str], out_dir: Path, rate: int = LOADTEST_R
         "pushed_per_s": round(pushed / seconds, 1), "asked_per_s": rate, "seconds": seconds,
         "emitters": LOADTEST_EMITTERS, "emitter_bound": pushed / seconds < EMITTER_BOUND * runs,
         "pushed": pushed, "executed": executed, "uniques": uniques, "executions_per_second": per_second(times),
-        "wall_s": round(took, 1), "command": " ".join(argv), "log": "reference/hatchet-loadtest.log",
+        # False: some pushed runs had not run by the end of its wait (it then exits non-zero): the engine fell behind.
+        "finished": returncode == 0 and executed >= pushed,
     }
 
 
