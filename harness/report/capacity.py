@@ -9,6 +9,7 @@ ladder's ``knee_rate`` and ``max_sustained_tps`` only.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,11 @@ def knee(run: Mapping[str, Any]) -> Knee:
                 saturated, str(run.get("durability") or ""), bound, held_by(cap), behind)
 
 
+def _same_rate(a: float, b: float) -> bool:
+    """Rates as results.json keys them (``where_time_goes``: 6 significant digits) and as numbers are the same."""
+    return math.isclose(a, b, rel_tol=1e-5)
+
+
 HELD_BELOW = 0.7
 """A knee under this share of its ceiling is held below it by some layer, which the page names."""
 
@@ -127,10 +133,11 @@ def held_by(cap: Mapping[str, Any]) -> str:
     steps = {float(rate): {s["stage"]: s for s in stages if s.get("p50_ms") is not None}
              for rate, stages in (cap.get("where_time_goes") or {}).items()}
     knee_rate = _num(cap.get("knee_rate"))
-    past = min((r for r in steps if knee_rate is not None and r > knee_rate), default=None)
-    if knee_rate not in steps or past is None:
+    at_key = next((r for r in steps if knee_rate is not None and _same_rate(r, knee_rate)), None)
+    past = min((r for r in steps if at_key is not None and r > at_key and not _same_rate(r, at_key)), default=None)
+    if at_key is None or past is None:
         return ""
-    at, beyond = steps[knee_rate], steps[past]
+    at, beyond = steps[at_key], steps[past]
     growth = {name: beyond[name]["p50_ms"] - at[name]["p50_ms"] for name in at if name in beyond}
     if not growth:
         return ""
@@ -138,7 +145,7 @@ def held_by(cap: Mapping[str, Any]) -> str:
     spans = [n for n in growth if n.startswith("span ") and growth[n] >= growth[top] / 2]
     if spans and top.startswith("API"):
         top = max(spans, key=lambda name: growth[name])
-    return (f"{top}: p50 {at[top]['p50_ms']:.0f} ms at the knee ({knee_rate:g}/s) → {beyond[top]['p50_ms']:.0f} ms "
+    return (f"{top}: p50 {at[top]['p50_ms']:.0f} ms at the knee ({at_key:g}/s) → {beyond[top]['p50_ms']:.0f} ms "
             f"at {past:g}/s")
 
 
@@ -153,7 +160,7 @@ def _breakdowns(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[list[
     out = []
     for r in runs:
         for rate, stages in (r["capacity"].get("where_time_goes") or {}).items():
-            at_knee = float(rate) == float(r["capacity"].get("knee_rate") or -1)
+            at_knee = _same_rate(float(rate), float(r["capacity"].get("knee_rate") or -1))
             rows = [[s["stage"], s.get("n"), s.get("p50_ms"), s.get("p99_ms")] for s in stages]
             out.append((f"{r['system']} at {rate}/s ({'the knee' if at_knee else 'past the knee'})", rows))
     return out

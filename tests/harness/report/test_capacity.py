@@ -29,3 +29,9 @@ def test_a_span_inside_the_api_stage_names_the_layer_when_it_grew_as_much() -> N
 def test_no_step_past_the_knee_names_nothing() -> None:
     assert held_by({"knee_rate": 45.0, "where_time_goes": {"45": _stages(api=20)}}) == ""
     assert held_by({"knee_rate": 45.0}) == ""
+
+
+def test_the_knee_step_is_found_under_its_six_digit_key() -> None:
+    """results.json keys where_time_goes by the rate with 6 significant digits (1084.2 for 1084.202)."""
+    cap = {"knee_rate": 1084.202, "where_time_goes": {"1084.2": _stages(api=100), "1355.25": _stages(api=224)}}
+    assert held_by(cap) == "API: send → accepted (2xx): p50 100 ms at the knee (1084.2/s) → 224 ms at 1355.25/s"
