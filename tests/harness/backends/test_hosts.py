@@ -25,6 +25,21 @@ def _netns() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
+def _ours_gone(before: set[str], timeout_s: float = 15.0) -> list[str]:
+    """Namespaces of harness runs made since ``before`` (this test's) still there after up to timeout_s: another
+    test's or run's namespaces beside it are not this test's to judge."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [t for t in _harness_netns() if t not in before]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def _harness_netns() -> set[str]:
+    return {line.split()[0] for line in _netns().splitlines() if line.startswith("harness-")}
+
+
 def _links() -> str:
     return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
 
@@ -150,6 +165,7 @@ def test_a_sigkilled_harness_leaves_no_namespace_or_bridge(tmp_path: Path) -> No
 
 @needs_root
 def test_worker_partition_across_hosts_with_a_postgres_ledger(tmp_path: Path) -> None:
+    before = _harness_netns()
     out = subprocess.run([*HARNESS, "run", "worker-partition", "--system", "hatchet", "--hosts", "3", "--ledger", "pg",
                           "--out", str(tmp_path / "run")], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          timeout=900)
@@ -166,7 +182,7 @@ def test_worker_partition_across_hosts_with_a_postgres_ledger(tmp_path: Path) ->
     where = run["addresses"]
     assert len({where["engine"], where["api"], where["worker-1"]}) == 3, "engine, API and worker-1 on three hosts"
     assert doc["manifest"]["ledger"]["backend"] == "postgres"
-    assert "harness-" not in _netns()
+    assert _ours_gone(before) == [], _netns()
 
 
 @needs_root
@@ -199,4 +215,4 @@ def test_locust_workers_on_two_hosts_write_one_history_to_a_postgres_ledger(tmp_
     finally:
         store.close()
         backend.close()
-    assert "harness-" not in _netns()
+    assert f"harness-{backend.hosts.tag}" not in _netns()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -132,14 +133,16 @@ def test_readme_section_from_the_catalogue_and_a_check() -> None:
 
 @pytest.mark.skipif(not (PROJECT_ROOT / ".tools").exists(), reason="the pinned engine is not built (make tools)")
 def test_one_reproduction_for_real(tmp_path: Path) -> None:
-    """The quickest one, on the real engine: 60 concurrent aio_run through a default executor of 6 threads."""
+    """The quickest one, on the real engine and the lock's SDK (other versions need `make sdk-versions`): 60
+    concurrent aio_run through a default executor of 6 threads."""
+    sdk = importlib.metadata.version("hatchet-sdk")
     out = subprocess.run([sys.executable, "-m", "findings.repro.hatchet_aio_run_default_executor", "--tries", "1",
-                          "--sdk", "hatchet-sdk==1.38.0", "--json", str(tmp_path / "r.json"), "--logs",
+                          "--sdk", f"hatchet-sdk=={sdk}", "--json", str(tmp_path / "r.json"), "--logs",
                           str(tmp_path / "logs")], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     (result,) = [CheckResult.from_json(r) for r in json.loads((tmp_path / "r.json").read_text())["results"]]
     assert result.status == REPRODUCED, (result.detail, out.stdout[-2000:], out.stderr[-2000:])
-    assert out.returncode == 0 and "reproduced (1 of 1) on hatchet-sdk 1.38.0" in out.stdout
+    assert out.returncode == 0 and f"reproduced (1 of 1) on hatchet-sdk {sdk}" in out.stdout
 
 
 def _stub_main() -> int:
