@@ -110,7 +110,7 @@ docker-setup: setup
 # --serial: side by side, the four systems' containers (Celery's 2 x 50 prefork children twice) overload two
 # cores: a restarted worker then missed its 60 s health check (README, Docker).
 docker-test: docker-setup
-	@$(BIN)/pytest -p no:xdist --backend docker --dockerd auto --serial $(DOCKER_TIER)
+	@$(BIN)/pytest -n 0 --backend docker --dockerd auto --serial $(DOCKER_TIER)
 	@$(BIN)/python -m harness.backends.dockerd check
 
 clean:
