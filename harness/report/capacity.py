@@ -20,6 +20,8 @@ from harness.report.metrics import applicable, ordered_runs
 
 OFFERED_COLOR = "#999999"
 """The offered-rate diagonal of the ladder chart."""
+HELD_BELOW = 0.7
+"""A knee under this share of its ceiling is held below it by some layer, which the page names."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ class Section:
     """(heading, rows of stage, tasks, p50 ms, p99 ms): where the time went at the knee and past it."""
     chart: Spec | None = None
     """The ladders as a chart."""
-    held_below: float = 0.7
-    """A knee under this share of its ceiling is named as held below it (:data:`HELD_BELOW`)."""
+    held_below: float = HELD_BELOW
+    """A knee under this share of its ceiling is named as held below it."""
 
 
 def _num(value: Any) -> float | None:
@@ -120,10 +122,6 @@ def knee(run: Mapping[str, Any]) -> Knee:
 def _same_rate(a: float, b: float) -> bool:
     """Rates as results.json keys them (``where_time_goes``: 6 significant digits) and as numbers are the same."""
     return math.isclose(a, b, rel_tol=1e-5)
-
-
-HELD_BELOW = 0.7
-"""A knee under this share of its ceiling is held below it by some layer, which the page names."""
 
 
 def held_by(cap: Mapping[str, Any]) -> str:
@@ -203,4 +201,4 @@ def section(doc: Mapping[str, Any], colors: Mapping[str, str]) -> Section | None
               for name, detail in ((r["capacity"].get("reference") or {}).get("details") or {}).items()
               if isinstance(detail, Mapping) and detail.get("error")]
     return Section([knee(r) for r in runs], [_ceilings(r) for r in runs], errors, _breakdowns(runs),
-                   ladder_chart(runs, colors), HELD_BELOW)
+                   ladder_chart(runs, colors))
