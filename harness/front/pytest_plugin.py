@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -29,7 +28,7 @@ from harness.front import plan
 from harness.front.catalog import by_file
 from harness.front.options import OPTIONS, RunRequest, UsageError, add_to_pytest, resolve, scenario_params
 from harness.front.preflight import check, select_runs
-from harness.front.slots import ENV_SLOTS, slot
+from harness.front.slots import ENV_SLOTS, make_slots_dir, slot
 from harness.ledger import Ledger, open_ledger, sqlite_url
 from harness.model.params import Params
 from harness.model.paths import REPORTS_DIR, SCENARIOS_DIR
@@ -140,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _xdist_controller(config) and ENV_RUN_ID not in os.environ:
         # Set before the workers start (they inherit it): one run directory, one machine-slot lock for all of them.
         os.environ[ENV_RUN_ID] = new_run_id()
-        os.environ[ENV_SLOTS] = tempfile.mkdtemp(prefix="harness-slots-")
+        os.environ[ENV_SLOTS] = make_slots_dir()
     config.addinivalue_line("markers", "smoke: the seed's claims in their shortest honest form (make smoke, every "
                                        "pull request)")
     config.addinivalue_line("markers", "soak: long randomized scenario, not in the default tier (-m soak)")

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.backends import reaper
+
 ENV_SLOTS = "HARNESS_SLOTS"
 """Directory of the lock files, shared by the processes of one pytest session (set by its controller)."""
+
+
+def make_slots_dir() -> str:
+    """A new directory for the session's lock files, removed with the controller however it ends (the reaper): a
+    SIGKILLed pytest leaves no ``harness-slots-*`` behind."""
+    where = tempfile.mkdtemp(prefix="harness-slots-")
+    reaper.remove_with_run(Path(where))
+    return where
 
 
 @contextmanager
