@@ -1,8 +1,6 @@
 """db-outage: the engine's link to its Postgres goes down for downtime_s."""
 
-from contextlib import closing
-
-from harness.front.pytest_plugin import RunScenario
+from harness.front.pytest_plugin import RunScenario, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -27,19 +25,16 @@ def test_db_outage(run_scenario: RunScenario) -> None:
         "only Hatchet's engine has a database: the others must say not applicable"
     hatchet = r.hatchet
     (cut,) = hatchet.faults
-    with closing(r.ledger_of("hatchet")) as ledger:
-        t0 = float(ledger.meta()["t0"])
-        started = {e.task_id for e in ledger.events("start")}
-        accepted_at = {op.task_id: op.complete_t - t0 for op in ledger.ops() if op.task_id in hatchet.lost_ids}
+    losses = r.losses("hatchet")
     print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; lost accepted at "
-          + ", ".join(f"{accepted_at[t]:.2f} s" for t in hatchet.lost_ids))
+          + ", ".join(f"{loss.accepted_s:.2f} s" for loss in losses))
     assert hatchet.refused > 0, f"the cut was never felt by a client: {hatchet.summary}"
     # Measured, not hoped: Hatchet usually loses nothing here (0 of 97-129 in every run on a quiet
     # machine), but its engine acknowledges a trigger once the message is on its own internal queue
     # and pre-acks that message before writing the run; when the cut closes the connection in
     # between ("error pre-acking message ... could not trigger workflows from names: conn closed"),
-    # the acknowledged run is gone: 8 of 97 in one CI run on a loaded machine. So what must hold
-    # is where a loss can come from: a run no worker ever started, accepted before the heal.
-    assert not started & set(hatchet.lost_ids), f"a task a worker started was lost: {hatchet.summary}"
-    late = [t for t, at in accepted_at.items() if at > cut["until_s"]]
-    assert not late, f"tasks accepted after the heal were lost: {late}"
+    # the acknowledged run is gone: 8 of 97 in one CI run on a loaded machine (the finding
+    # hatchet-pg-mq-at-most-once). So what must hold is where a loss can come from: a run no worker
+    # ever started, accepted before the heal.
+    bad = unexplained(hatchet, losses, 0.0, cut["until_s"])
+    assert not bad, f"lost tasks a worker started or that were accepted after the heal: {bad}"

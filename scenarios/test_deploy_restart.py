@@ -1,6 +1,6 @@
 """deploy-restart: SIGTERM every app process through its graceful path, then start new ones."""
 
-from harness.front.pytest_plugin import RunScenario
+from harness.front.pytest_plugin import RunScenario, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -20,5 +20,14 @@ def test_deploy_restart(run_scenario: RunScenario) -> None:
     r = run_scenario(SCENARIO)
     assert r.native.lost > 0, f"native kept tasks longer than its grace period: {r.native.summary}"
     assert r.hatchet.lost == 0, f"hatchet lost tasks over a graceful restart: {r.hatchet.summary}"
-    assert r.celery.lost == 0, f"celery lost tasks over a graceful restart: {r.celery.summary}"
-    print(f"celery: {r.celery.duplicated} duplicated, {r.celery.retried} retried (redelivered after the kill)")
+    celery = r.celery
+    (stop,) = celery.faults
+    losses = r.losses("celery")
+    print(f"celery: {celery.duplicated} duplicated, {celery.retried} retried (redelivered after the kill); lost: "
+          + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses) or "none"))
+    # Measured, not hoped: mostly 0 lost, but 1 of 103 accepted in a CI run (2026-12-06), published 20 ms after the
+    # SIGTERM and never started: kombu's BRPOP takes a message off the list before its unacked hash records it, and
+    # the worker is SIGKILLed after grace_s (the finding celery-kill-window). What must hold is where a loss comes
+    # from: never started, accepted between the SIGTERM and the SIGKILL.
+    bad = unexplained(celery, losses, stop["at_s"], stop["at_s"] + r.params.grace_s)
+    assert not bad, f"celery lost tasks the restart cannot explain: {bad}; {celery.summary}"

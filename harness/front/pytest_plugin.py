@@ -16,7 +16,8 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,35 @@ class RunView:
         return " ".join(f"{k}={self.data.get(k)}" for k in keys)
 
 
+@dataclass(frozen=True)
+class Loss:
+    """One accepted task that never completed, as its run's ledger holds it."""
+
+    task_id: str
+    """The task's id."""
+    accepted_s: float
+    """When the system's acceptance came back, in seconds from the run's start (the faults' clock)."""
+    started: bool
+    """Whether a worker ever started it."""
+
+    def within(self, start_s: float, end_s: float) -> bool:
+        """Never started, and accepted between start_s and end_s: where a loss of a fault's instant comes from."""
+        return not self.started and start_s <= self.accepted_s <= end_s
+
+
+def unexplained(run: RunView, losses: list[Loss], start_s: float, end_s: float) -> list[Loss]:
+    """The losses a fault between start_s and end_s cannot explain: started, or accepted outside that window (an
+    acceptance up to FAULT_LEAD_S before it still counts: its message may be in a socket buffer at the fault). Every
+    loss counts as unexplained when results.json kept fewer ids than it lost."""
+    if len(losses) < run.lost:
+        return losses or [Loss("?", -1.0, False)]
+    return [loss for loss in losses if not loss.within(start_s - FAULT_LEAD_S, end_s)]
+
+
+FAULT_LEAD_S = 1.0
+"""How long before a fault an acceptance may still be lost to it (a message written, not yet delivered)."""
+
+
 class Outcome:
     """What a scenario measured, per system (``outcome.native``, ``outcome.hatchet``)."""
 
@@ -80,6 +110,15 @@ class Outcome:
     def ledger_of(self, system: str) -> Ledger:
         """The ledger of one system's run, for tests that check the raw history."""
         return open_ledger(sqlite_url(self.out_dir / system / "ledger.db"))
+
+    def losses(self, system: str) -> list[Loss]:
+        """The tasks system accepted and lost, each with when it was accepted and whether it ever started."""
+        lost = set(self.runs[system].lost_ids)
+        with closing(self.ledger_of(system)) as ledger:
+            t0 = float(ledger.meta()["t0"])
+            started = {e.task_id for e in ledger.events("start") if e.task_id in lost}
+            accepted = {op.task_id: op.complete_t - t0 for op in ledger.ops() if op.task_id in lost}
+        return [Loss(t, accepted[t], t in started) for t in sorted(lost)]
 
     def __getattr__(self, name: str) -> RunView:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.front.pytest_plugin import Loss, RunView, unexplained
 from harness.model.paths import PROJECT_ROOT
 
 
@@ -72,3 +73,13 @@ def pytest_run_help() -> str:
     out = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          timeout=120)
     return out.stdout
+
+
+def test_a_loss_is_explained_only_by_its_faults_instant() -> None:
+    run = RunView({"lost": 3})
+    losses = [Loss("a", 4.5, False), Loss("b", 7.0, False), Loss("c", 6.0, True)]
+    bad = unexplained(run, losses, 5.0, 10.0)
+    print(f"fault 5-10 s: unexplained {[x.task_id for x in bad]}")
+    assert [x.task_id for x in bad] == ["c"], "accepted 0.5 s before the fault or during it: explained; started: not"
+    assert [x.task_id for x in unexplained(run, losses, 5.2, 6.5)] == ["b", "c"]
+    assert unexplained(RunView({"lost": 4}), losses, 0.0, 10.0) == losses, "ids missing from results.json: all count"
