@@ -25,10 +25,9 @@ def test_mq_outage(run_scenario: RunScenario) -> None:
     print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; recovery {hatchet.recovery_s} s;"
           f" crashes {hatchet.crashes}")
     assert hatchet.identities_broken == [], hatchet.identities_broken
-    # Measured, not hoped: mostly 0 lost, but 1 of 160 in a CI run (2026-12-06): the engine answers a trigger once
-    # its message is written to the broker's socket, with publisher confirms off (the finding
-    # hatchet-rabbitmq-unconfirmed-publish), so a trigger answered as the link drops can be gone. What must hold is
-    # where a loss comes from: never started, accepted in the cut's instant or during it.
+    # Measured, not hoped: mostly 0 lost, but 1 of 160 in a CI run (2026-12-06), accepted 0.25 s into the cut and
+    # never started (the finding hatchet-rabbitmq-lost-at-cut; the engine publishes without confirms). What must
+    # hold is where a loss comes from: never started, accepted in the cut's instant or during it.
     losses = r.losses("hatchet")
     print("lost: " + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses)
                       or "none"))

@@ -24,8 +24,8 @@ def test_mq_restart(run_scenario: RunScenario) -> None:
     print(f"hatchet: {hatchet.summary}; killed {kill['at_s']:.1f}-{kill['until_s']:.1f} s; recovery "
           f"{hatchet.recovery_s} s; crashes {hatchet.crashes}")
     assert hatchet.identities_broken == [], hatchet.identities_broken
-    # A trigger answered as RabbitMQ dies can be gone (publisher confirms off: the finding
-    # hatchet-rabbitmq-unconfirmed-publish); what must hold is where a loss comes from.
+    # A task accepted as RabbitMQ dies can be gone (the engine publishes without confirms: the finding
+    # hatchet-rabbitmq-lost-at-cut); what must hold is where a loss comes from.
     losses = r.losses("hatchet")
     print("lost: " + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses)
                       or "none"))

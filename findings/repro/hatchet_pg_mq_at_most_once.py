@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,24 @@ SLOW_S = 2.0
 SLOW_MS = 150
 """How much each packet from Postgres is delayed then."""
 SETTINGS = {"SERVER_OPTIMISTIC_SCHEDULING_ENABLED": "false"}
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """How an arm cuts one link of the engine under a trigger load."""
+
+    link: str = "engine->postgres"
+    """The engine's link cut."""
+    rate: float = RATE
+    """Triggers per second."""
+    period_s: float = PERIOD_S
+    """One cut every period_s seconds of load."""
+    cut_s: float = CUT_S
+    """How long each cut lasts."""
+    slow_s: float = SLOW_S
+    """Before each cut, the link is slowed this long (0: not slowed)."""
+    slow_stream: str = "downstream"
+    """Which direction is slowed (Toxiproxy's ``downstream``: towards the engine)."""
 
 
 def plan(args: common.Args) -> list[str]:
@@ -75,33 +94,33 @@ def control_cuts(tries: int) -> int:
     return max(2, tries // 2)
 
 
-def arm(args: common.Args, system: str, logs: Path, cuts_n: int = 0) -> dict[str, Any]:
-    """One stack, one load with cuts; what was acknowledged and what became runs."""
+def arm(args: common.Args, system: str, logs: Path, cuts_n: int = 0, how: Cuts = Cuts()) -> dict[str, Any]:
+    """One stack, one load with cuts (how); what was acknowledged and what became runs."""
     logs.mkdir(parents=True, exist_ok=True)
     py = common.runtimes(args, "hatchet-sdk")[0]
-    with common.hatchet_stack(logs, system, ["engine->postgres"], SETTINGS) as st:
+    with common.hatchet_stack(logs, system, [how.link], SETTINGS) as st:
         out = logs / "load.jsonl"
         env = {**st.client_env("pgmq"), "HATCHET_CLIENT_TENACITY_MAX_ATTEMPTS": "0"}  # one RPC per trigger
         n = cuts_n or args.tries
-        seconds = n * PERIOD_S + 3
-        st.processes.start("load", [py.python, "-m", common.client_module(), "load", "--rate", str(RATE),
+        seconds = n * how.period_s + 3
+        st.processes.start("load", [py.python, "-m", common.client_module(), "load", "--rate", str(how.rate),
                                     "--seconds", str(seconds), "--out", str(out)], env,
                            common.Health(log=r"(?m)^ready$"), wait_s=90)
         t0 = time.time()
         cuts: list[tuple[float, float]] = []
         for k in range(n):
-            time.sleep(max(0.0, t0 + 3 + k * PERIOD_S - SLOW_S - time.time()))
-            if SLOW_S:
-                st.toxic("engine->postgres", "slow", "latency", {"latency": SLOW_MS})
-                time.sleep(SLOW_S)
+            time.sleep(max(0.0, t0 + 3 + k * how.period_s - how.slow_s - time.time()))
+            if how.slow_s:
+                st.toxic(how.link, "slow", "latency", {"latency": SLOW_MS}, stream=how.slow_stream)
+                time.sleep(how.slow_s)
             start = time.time()
-            st.set_link("engine->postgres", False)
-            time.sleep(CUT_S)
-            if SLOW_S:
-                st.untoxic("engine->postgres", "slow")
-            st.set_link("engine->postgres", True)
+            st.set_link(how.link, False)
+            time.sleep(how.cut_s)
+            if how.slow_s:
+                st.untoxic(how.link, "slow")
+            st.set_link(how.link, True)
             cuts.append((start, time.time()))
-            common.say(f"{system}: cut {k + 1}/{n}: engine->postgres down {CUT_S:g} s")
+            common.say(f"{system}: cut {k + 1}/{n}: {how.link} down {how.cut_s:g} s")
         load = st.processes.started[-1]
         load.wait(seconds + 60)
         time.sleep(SETTLE_S)
