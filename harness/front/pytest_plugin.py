@@ -214,12 +214,11 @@ def _scenario_of(item: pytest.Item) -> Scenario | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tier markers from each scenario; under pytest-xdist the scenarios run one at a time on one worker (their
-    systems side by side within): three at once on two cores overloaded the machine until faults missed the work
-    they target (a downstream outage over before Celery's backlog reached it) and drains hit their deadlines."""
+    """Tier markers from each scenario. Under pytest-xdist each worker runs one scenario at a time (their systems
+    side by side within), so with ``-n 2`` at most two run at once, capacity and cpu-heavy alone (their slot);
+    three at once on two cores (``-n 3``) overloaded the machine until faults missed the work they target."""
     for item in items:
         if (scenario := _scenario_of(item)) is not None:
-            item.add_marker(pytest.mark.xdist_group("scenarios"))
             if scenario.tier == "soak":
                 item.add_marker(pytest.mark.soak)
             if scenario.smoke:
