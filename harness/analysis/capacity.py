@@ -205,10 +205,25 @@ def time_breakdown(ledger: Ledger, plan: LoadPlan, rate: float) -> list[dict[str
     return [{"stage": name, **_pcts(xs)} for name, xs in stages]
 
 
+def knee_of(steps: list[StepStats]) -> StepStats | None:
+    """The highest sustained step below the first MISSES_TO_STOP steps in a row that were not (the rule that stops
+    the ladder): a step after those that completes as fast as it is offered is draining their backlog, not keeping
+    up (a CI ladder: 45/s and 67.5/s fell behind, then 101.25/s "completed" 107/s)."""
+    knee, misses = None, 0
+    for step in sorted(steps, key=lambda s: s.rate):
+        if step.sustained:
+            knee, misses = step, 0
+            continue
+        misses += 1
+        if misses >= MISSES_TO_STOP:
+            break
+    return knee
+
+
 def analyze(ledger: Ledger, plan: LoadPlan) -> dict[str, Any]:
     """The ``capacity`` entry of a run in results.json: the steps (a chart-ready series) and the knees."""
     steps = [s for s in step_stats(ledger, plan) if s.sent == s.planned]  # a step cut short is not judged
-    knee = max((s for s in steps if s.sustained), key=lambda s: s.rate, default=None)
+    knee = knee_of(steps)
     accept = max((s for s in steps if s.accepts), key=lambda s: s.rate, default=None)
     above = next((s for s in steps if knee is not None and s.rate > knee.rate), None)
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.analysis.capacity import KneeProbe, analyze, time_breakdown, with_references
+from harness.analysis.capacity import KneeProbe, StepStats, analyze, knee_of, time_breakdown, with_references
 from harness.ledger import Ledger, create_ledger
 from harness.model.history import Event, Op, Span
 from harness.model.load import LoadPlan
@@ -78,3 +78,22 @@ def test_references_put_the_knee_beside_each_ceiling() -> None:
     failed = with_references(cap, {"engine": {"error": "exited 2"}, "generator": {"req_per_s": 5000.0}})
     assert "engine_runs_per_s" not in failed["reference"] and "knee_vs_engine" not in failed
     assert failed["reference"]["details"]["engine"] == {"error": "exited 2"}
+
+
+def _step(rate: float, sustained: bool) -> StepStats:
+    return StepStats(rate=rate, planned=10, sent=10, accepted=10, accepted_tps=rate, completed_tps=rate,
+                     api_p50_ms=None, api_p99_ms=None, e2e_p50_ms=None, e2e_p99_ms=None, api_growth_ms=None,
+                     e2e_growth_ms=None, backlog_mid=0, backlog_end=0, send_lag_p50_ms=None, send_lag_max_ms=None,
+                     accepts=True, sustained=sustained)
+
+
+def test_a_step_that_drains_the_backlog_of_two_missed_ones_is_not_the_knee() -> None:
+    # A CI ladder of Hatchet (2026-12-06): 45/s and 67.5/s fell behind, then 101.25/s "completed" 107/s.
+    steps = [_step(20, True), _step(30, True), _step(45, False), _step(67.5, False), _step(101.25, True)]
+    knee = knee_of(steps)
+    print(f"knee {knee.rate if knee else None}/s of {[(s.rate, s.sustained) for s in steps]}")
+    assert knee is not None and knee.rate == 30
+    one_miss = [_step(20, True), _step(30, False), _step(45, True), _step(67.5, False), _step(101.25, False)]
+    stumble = knee_of(one_miss)
+    assert stumble is not None and stumble.rate == 45, "one missed step alone is a stumble, not the knee"
+    assert knee_of([_step(20, False), _step(30, False)]) is None
