@@ -1,6 +1,6 @@
 """db-outage: the engine's link to its Postgres goes down for downtime_s."""
 
-from harness.front.pytest_plugin import RunScenario, unexplained
+from harness.front.pytest_plugin import RunScenario, described, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -26,8 +26,7 @@ def test_db_outage(run_scenario: RunScenario) -> None:
     hatchet = r.hatchet
     (cut,) = hatchet.faults
     losses = r.losses("hatchet")
-    print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; lost accepted at "
-          + ", ".join(f"{loss.accepted_s:.2f} s" for loss in losses))
+    print(f"hatchet: {hatchet.summary}; cut {cut['at_s']:.1f}-{cut['until_s']:.1f} s; lost: {described(losses)}")
     assert hatchet.refused > 0, f"the cut was never felt by a client: {hatchet.summary}"
     # Measured, not hoped: Hatchet usually loses nothing here (0 of 97-129 in every run on a quiet
     # machine), but its engine acknowledges a trigger once the message is on its own internal queue

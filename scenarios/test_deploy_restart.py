@@ -1,6 +1,6 @@
 """deploy-restart: SIGTERM every app process through its graceful path, then start new ones."""
 
-from harness.front.pytest_plugin import RunScenario, unexplained
+from harness.front.pytest_plugin import RunScenario, described, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -24,7 +24,7 @@ def test_deploy_restart(run_scenario: RunScenario) -> None:
     (stop,) = celery.faults
     losses = r.losses("celery")
     print(f"celery: {celery.duplicated} duplicated, {celery.retried} retried (redelivered after the kill); lost: "
-          + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses) or "none"))
+          f"{described(losses)}")
     # Measured, not hoped: mostly 0 lost, but 1 of 103 accepted in a CI run (2026-12-06), published 20 ms after the
     # SIGTERM and never started: kombu's BRPOP takes a message off the list before its unacked hash records it, and
     # the worker is SIGKILLed after grace_s (the finding celery-kill-window). What must hold is where a loss comes

@@ -1,6 +1,6 @@
 """mq-outage: every link to the engine's message queue (RabbitMQ) down for downtime_s, then up again."""
 
-from harness.front.pytest_plugin import RunScenario, unexplained
+from harness.front.pytest_plugin import RunScenario, described, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -29,7 +29,6 @@ def test_mq_outage(run_scenario: RunScenario) -> None:
     # never started (the finding hatchet-rabbitmq-lost-at-cut; the engine publishes without confirms). What must
     # hold is where a loss comes from: never started, accepted in the cut's instant or during it.
     losses = r.losses("hatchet")
-    print("lost: " + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses)
-                      or "none"))
+    print(f"lost: {described(losses)}")
     bad = unexplained(hatchet, losses, cut["at_s"], cut["until_s"])
     assert not bad, f"lost tasks the cut cannot explain (started, or accepted outside it): {bad}; {hatchet.summary}"

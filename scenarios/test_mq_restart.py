@@ -1,6 +1,6 @@
 """mq-restart: SIGKILL the engine's message queue (RabbitMQ), restart it on the same data after downtime_s."""
 
-from harness.front.pytest_plugin import RunScenario, unexplained
+from harness.front.pytest_plugin import RunScenario, described, unexplained
 from harness.model.fault import Fault
 from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
@@ -27,8 +27,7 @@ def test_mq_restart(run_scenario: RunScenario) -> None:
     # A task accepted as RabbitMQ dies can be gone (the engine publishes without confirms: the finding
     # hatchet-rabbitmq-lost-at-cut); what must hold is where a loss comes from.
     losses = r.losses("hatchet")
-    print("lost: " + (", ".join(f"{x.task_id} accepted at {x.accepted_s:.2f} s, started {x.started}" for x in losses)
-                      or "none"))
+    print(f"lost: {described(losses)}")
     bad = unexplained(hatchet, losses, kill["at_s"], kill["until_s"])
     assert not bad, f"lost tasks the restart cannot explain (started, or accepted outside it): {bad}; {hatchet.summary}"
     assert hatchet.completed + hatchet.lost == hatchet.accepted, hatchet.summary

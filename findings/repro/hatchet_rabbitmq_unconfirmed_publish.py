@@ -2,8 +2,8 @@
 
 Starts Postgres, RabbitMQ and the pinned engine as the ``hatchet`` system runs them (optimistic
 scheduling off, so every trigger goes through the message queue, as under load), the engine's link
-to RabbitMQ through Toxiproxy, and one hatchet-sdk client triggering ``probe`` runs at 40/s (no
-worker needed: a run that exists in the engine's database is not lost) at 100/s. Each try cuts the
+to RabbitMQ through Toxiproxy, and one hatchet-sdk client triggering ``probe`` runs at 100/s (no
+worker needed: a run that exists in the engine's database is not lost). Each try cuts the
 link for 1 s (every 3 s). After the load, heal and settle, every run id the engine acknowledged is
 looked up in its own tables (``v1_lookup_table``). A try reproduces it when an id acknowledged within
 3 s before or during its cut has no run.

@@ -41,6 +41,12 @@ def scratch() -> Path:
         return _scratch
 
 
+def others_reach(path: Path) -> bool:
+    """Whether a user with no rights of its own can walk down to path (every directory on the way o+x): where a
+    server run as another user (Postgres) or an unprivileged harness can start from."""
+    return all(d.stat().st_mode & 0o001 for d in (path, *path.parents))
+
+
 def child_env(extra: dict[str, str] | None) -> dict[str, str]:
     """A child's environment: the harness's own, TMPDIR in the run's scratch, then its own settings."""
     return {**os.environ, "TMPDIR": str(scratch()), **(extra or {})}

@@ -77,6 +77,14 @@ class Loss:
         """Never started, and accepted between start_s and end_s: where a loss of a fault's instant comes from."""
         return not self.started and start_s <= self.accepted_s <= end_s
 
+    def __str__(self) -> str:
+        return f"{self.task_id} accepted at {self.accepted_s:.2f} s" + (", started" if self.started else "")
+
+
+def described(losses: list[Loss]) -> str:
+    """The losses on one line, for a test's printout ("none" when there are none)."""
+    return ", ".join(map(str, losses)) or "none"
+
 
 def unexplained(run: RunView, losses: list[Loss], start_s: float, end_s: float) -> list[Loss]:
     """The losses a fault between start_s and end_s cannot explain: started, or accepted outside that window (an

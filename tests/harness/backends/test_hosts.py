@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends.hosts import Host, Hosts, HostsUnavailable, check_placement, placement
+from harness.backends.local import others_reach
 from harness.model.paths import PROJECT_ROOT
 from harness.model.spec import find_systems
 
@@ -83,13 +84,8 @@ def test_bad_hosts_are_one_line_and_exit_2(args: list[str], message: str, tmp_pa
     assert time.monotonic() - t0 < 5 and not (tmp_path / "x").exists()
 
 
-def _others_reach(path: Path) -> bool:
-    """Whether a user with no rights of its own can walk down to path (every directory on the way o+x)."""
-    return all(d.stat().st_mode & 0o001 for d in [path, *path.parents])
-
-
 @needs_root
-@pytest.mark.skipif(not _others_reach(PROJECT_ROOT), reason="the checkout is out of uid 65534's reach (a 0700 parent, "
+@pytest.mark.skipif(not others_reach(PROJECT_ROOT), reason="the checkout is out of uid 65534's reach (a 0700 parent, "
                                                             "e.g. mktemp -d): it cannot run the harness")
 def test_without_root_hosts_are_refused(tmp_path: Path) -> None:
     out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *HARNESS, "run", "baseline",
