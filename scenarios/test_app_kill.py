@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=60,
     name="app-kill",
     fault="SIGKILL the API process fault_at_s into the load, restart it after downtime_s",
     claim="native loses its in-flight accepted tasks; Hatchet and Celery lose none they accepted",

@@ -4,6 +4,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=55,
     name="baseline",
     fault="none",
     claim="every system loses 0; the cost of durability in latency and throughput",

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=27,
     name="broker-outage",
     fault="every process's link to the broker down for downtime_s (connections cut and refused), then up again",
     claim="accepts fail while the broker is unreachable (refused, not lost); accepted tasks run once it is back",

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=65,
     name="broker-restart",
     fault="SIGKILL the broker fault_at_s into the load, restart it on the same data after downtime_s",
     claim="with an append-only log the broker keeps every queued task; with Redis's defaults (snapshots only) it "

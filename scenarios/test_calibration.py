@@ -5,6 +5,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=15,
     name="calibration",
     fault="none from the harness; the calibration system drops every 7th task, fails every 13th, runs every 11th twice",
     claim="the harness reports exactly the losses, failures and duplicates the calibration system is built to make",

@@ -7,6 +7,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=14,
     name="calibration-kill",
     fault="SIGKILL the calibration API fault_at_s into the load, restart it after downtime_s",
     claim="a kill only turns requests into refusals or unanswered ones: the counts of accepted tasks stay exact",

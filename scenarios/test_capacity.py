@@ -7,6 +7,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=250,
     name="capacity",
     fault="none: the open-loop rate rises by step_factor every step_s until two steps in a row fall behind",
     claim="each system's knee: the highest rate it accepts, and completes, without a growing backlog",

@@ -4,6 +4,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=70,
     name="cpu-heavy",
     fault="jobs burn CPU for job_s each (in a thread), at rate per second",
     claim="native's API latency degrades (same process); Hatchet's and Celery's APIs stay fast (separate workers)",

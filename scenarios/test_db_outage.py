@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=190,
     name="db-outage",
     fault="partition the engine from its Postgres for downtime_s, then heal",
     claim="accepts fail during the outage (not lost); accepted tasks finish later",

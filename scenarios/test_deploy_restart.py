@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=95,
     name="deploy-restart",
     fault="SIGTERM the API and every worker (graceful, grace_s), SIGKILL after grace_s, start new processes",
     claim="native loses tasks longer than the grace period; Hatchet finishes or reassigns them",

@@ -18,6 +18,7 @@ RECOVER_S = 15.0
 """After the last heal, attempts may fail this long (those caught by the faults); none after it."""
 
 SCENARIO = Scenario(
+    tier_s=90,
     name="downstream-burst",
     fault="SIGKILL the API 3 s at 5 s, SIGSTOP it 10 s at 20 s (a burst of calls on thaw), "
           "500 ms latency on every job->downstream link 8 s at 40 s",

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=75,
     name="downstream-outage",
     fault="every job->downstream link down for downtime_s (connections refused), then up again",
     claim="native loses the tasks that called during the outage; Hatchet and Celery retry them",

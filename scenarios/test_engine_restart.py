@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=30,
     name="engine-restart",
     fault="SIGKILL the task-queue engine, restart it after downtime_s",
     claim="accepts fail during the outage (not lost); accepted tasks finish later",

@@ -4,6 +4,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=95,
     name="flaky-task",
     fault="each attempt raises with probability fail_p (seeded per task and attempt)",
     claim="native loses the failed tasks; Hatchet retries them with backoff",

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=115,
     name="mq-outage",
     fault="every link to the engine's message queue (engine->mq, engine-api->mq) down for downtime_s (connections "
           "cut and refused), then up again",

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=110,
     name="mq-restart",
     fault="SIGKILL the engine's message queue (RabbitMQ) fault_at_s into the load, restart it on the same data after "
           "downtime_s",

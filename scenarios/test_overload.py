@@ -4,6 +4,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=65,
     name="overload",
     fault="arrival rate above the workers' capacity (rate x job_s > slots x workers)",
     claim="native runs everything at once in its own memory; Hatchet's backlog grows in Postgres, Celery's in Redis",

@@ -4,6 +4,7 @@ from harness.front.pytest_plugin import RunScenario
 from harness.model.scenario import Scenario
 
 SCENARIO = Scenario(
+    tier_s=80,
     name="task-timeout",
     fault="with probability hang_p an attempt hangs hang_s, past execution_timeout_s, ignoring cancellation",
     claim="Hatchet times the attempt out and retries it; the hung attempt finishes too: duplicates",

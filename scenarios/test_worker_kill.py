@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=125,
     name="worker-kill",
     fault="SIGKILL one worker process fault_at_s into the load, restart it after downtime_s",
     claim="Hatchet reassigns the dead worker's tasks after its ~30 s heartbeat timeout: 0 lost, maybe duplicates; "

@@ -6,6 +6,7 @@ from harness.model.scenario import Scenario
 from harness.model.schedule import At, Step
 
 SCENARIO = Scenario(
+    tier_s=95,
     name="worker-partition",
     fault="cut worker-1's link to its queue (Hatchet's engine, Celery's broker) for downtime_s, then heal",
     claim="the queue hands worker-1's tasks to others (Hatchet: heartbeat timeout; Celery: visibility timeout) while "

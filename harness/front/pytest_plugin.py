@@ -231,11 +231,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.soak)
             if scenario.smoke:
                 item.add_marker(pytest.mark.smoke)
+    items[:] = tier_order(items)
     if config.getoption("backend") != "docker":  # the Docker tier (make docker-test) runs them
         deselected = [item for item in items if item.get_closest_marker("docker")]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+def tier_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The order pytest-xdist hands scenarios out in: other tests first (as collected), then the scenarios that run
+    alone (exclusive slot) while both workers are free, so neither waits for the other's scenario to end first, then
+    the longest first (``Scenario.tier_s``), so the tier ends on short ones."""
+
+    def key(item: pytest.Item) -> tuple[int, float]:
+        scenario = _scenario_of(item)
+        if scenario is None:
+            return (0, 0.0)
+        return (1 if not scenario.side_by_side else 2, -scenario.tier_s)
+
+    return sorted(items, key=key)  # stable: tests of one module keep their order
 
 
 def _request(config: pytest.Config) -> RunRequest:

@@ -42,6 +42,10 @@ class Scenario:
     side_by_side: bool = True
     """Its systems may run side by side (``--parallel``): its verdict rests on counts. False where it compares
     latencies or capacity, which systems sharing two cores would distort."""
+    tier_s: float = 60.0
+    """About how long its default-tier test takes here (every system, as ``pytest scenarios/`` runs it), from the
+    tier's ``--durations``: pytest-xdist is handed the longest first, so the tier ends on short ones, not with one
+    worker idle beside a long one. Only the order depends on it."""
     expect: Mapping[str, str] = field(default_factory=dict)
     """What the claim expects of each system (by name, or a variant by its base's name): ``keeps`` (loses nothing
     accepted) or ``loses``; the report colours each measured cell against it."""

@@ -221,9 +221,11 @@ class Infra:
         running.links.clear()
 
     def release(self, owner: str) -> None:
-        """The run ``owner`` is over: stop the servers only it used (its own), keep the shared ones."""
+        """The run ``owner`` is over: stop the servers only it used (its own), keep the shared ones. Those that depend
+        on others go first (started last), as in :meth:`close`: a Postgres asked to stop while its engine is still
+        connected waits out its whole grace (smart shutdown) before it is killed."""
         with self._lock:
-            for key, running in list(self.running.items()):
+            for key, running in reversed(list(self.running.items())):
                 running.owners.discard(owner)
                 if key[-1] == owner:
                     self._stop(running)

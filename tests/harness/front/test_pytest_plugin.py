@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -83,3 +84,18 @@ def test_a_loss_is_explained_only_by_its_faults_instant() -> None:
     assert [x.task_id for x in bad] == ["c"], "accepted 0.5 s before the fault or during it: explained; started: not"
     assert [x.task_id for x in unexplained(run, losses, 5.2, 6.5)] == ["b", "c"]
     assert unexplained(RunView({"lost": 4}), losses, 0.0, 10.0) == losses, "ids missing from results.json: all count"
+
+
+def test_the_tier_hands_out_the_scenarios_that_run_alone_first_then_the_longest(tmp_path: Path) -> None:
+    from harness.model.scenario import Scenario
+
+    out = pytest_run(tmp_path, "scenarios/", "--collect-only", "-q", "-n", "0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    files = [line.split("::")[0] for line in out.stdout.splitlines() if line.startswith("scenarios/")]
+    print(files)
+    scenarios = [importlib.import_module(name.removesuffix(".py").replace("/", ".")).SCENARIO for name in files]
+    assert all(isinstance(s, Scenario) for s in scenarios)
+    alone = [s.name for s in scenarios if not s.side_by_side]
+    assert [s.name for s in scenarios[:len(alone)]] == alone == ["capacity", "cpu-heavy"], files
+    rest = [s.tier_s for s in scenarios[len(alone):]]
+    assert rest == sorted(rest, reverse=True) and len(rest) == 18, files

@@ -100,3 +100,15 @@ def test_a_server_failing_its_health_check_stops_the_run_with_its_log_and_leaves
     finally:
         stack.down()
     assert all(not p.alive() for p in stack.processes.values())
+
+
+def test_a_private_copy_is_released_dependents_first_so_its_postgres_shuts_down_cleanly(
+        hatchet_stack: Stack, tmp_path: Path) -> None:
+    infra, spec = hatchet_stack.infra, hatchet_stack.spec
+    got = infra.acquire(spec, "copy", private=[t.name for t in spec.servers], log_dir=tmp_path)
+    assert set(got.servers) == {t.name for t in spec.servers}, got.servers
+    infra.release("copy")
+    log = (tmp_path / "postgres.log").read_text()
+    # Stopped while its engine was still connected, Postgres (smart shutdown) waits out its grace and is killed.
+    assert "database system is shut down" in log, log[-2000:]
+    assert "unexpected postmaster exit" not in log, log[-2000:]
