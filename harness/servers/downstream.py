@@ -271,8 +271,10 @@ class DownstreamApp:
                 await _reply(send, 503, {"error": f"not recorded: {type(exc).__name__}"})
                 self.log.span(task_id, attempt, received, time.time(), f"503: ledger {type(exc).__name__}")
                 return
-            await _reply(send, 200, {"task_id": task_id, "status": "sent"})
+            # Answered when the reply is handed over, not after the await returns: the loop may run other calls
+            # first, and the client can have its answer by then (its span must not end before the server's).
             answered = time.time()
+            await _reply(send, 200, {"task_id": task_id, "status": "sent"})
             self.answered += 1
             self.service.add(answered - received)
             late = received - headers
