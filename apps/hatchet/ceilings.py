@@ -109,7 +109,7 @@ def _totals(output: str) -> tuple[int, int, int] | None:
         progress.read(line)
     if progress.pushed is None:
         return None
-    return progress.pushed, len(_EXECUTING_ID.findall(_ANSI.sub("", output))), len(progress.started)
+    return progress.pushed, progress.executed, len(progress.started)
 
 
 class Progress:
@@ -120,6 +120,8 @@ class Progress:
         """Events pushed, once the pushes have ended."""
         self.started: set[int] = set()
         """Ids of the events whose run its worker has started."""
+        self.executed = 0
+        """Runs its worker has started (a run started twice counts twice)."""
         self.done = False
         """True once every pushed event's run has started."""
         self._summary: list[str] | None = None
@@ -135,6 +137,7 @@ class Progress:
             self._summary = []
         elif found := _EXECUTING_ID.search(_ANSI.sub("", line)):
             self.started.add(int(found.group(1)))
+            self.executed += 1
         self.done = self.pushed is not None and self.pushed > 0 and len(self.started) >= self.pushed
         return self.done
 

@@ -12,6 +12,7 @@ import pytest
 
 from harness.front.pytest_plugin import Loss, RunView, unexplained
 from harness.model.paths import PROJECT_ROOT
+from harness.model.scenario import Scenario
 
 
 def pytest_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,8 +88,6 @@ def test_a_loss_is_explained_only_by_its_faults_instant() -> None:
 
 
 def test_the_tier_hands_out_the_scenarios_that_run_alone_first_then_the_longest(tmp_path: Path) -> None:
-    from harness.model.scenario import Scenario
-
     out = pytest_run(tmp_path, "scenarios/", "--collect-only", "-q", "-n", "0")
     assert out.returncode == 0, out.stdout + out.stderr
     files = [line.split("::")[0] for line in out.stdout.splitlines() if line.startswith("scenarios/")]
