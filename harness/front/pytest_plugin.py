@@ -320,7 +320,7 @@ def harness_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config,
         except BackendUnavailable as exc:
             pytest.exit(f"harness: error: {exc}", returncode=2)
         # "scenario k of n" as the tier goes; a pytest-xdist worker runs an unknown share of them ("scenario k").
-        session.planned = 0 if os.environ.get("PYTEST_XDIST_WORKER") else pytestconfig.stash.get(PLANNED, 0)
+        session.planned = 0 if hasattr(pytestconfig, "workerinput") else pytestconfig.stash.get(PLANNED, 0)
         yield session
 
 
