@@ -103,6 +103,10 @@ class Hosts:
         """The bridge's interface name."""
         return f"hb{self.tag}"
 
+    def _veth(self, i: int) -> str:
+        """The root namespace's end of host i's veth pair."""
+        return f"hv{self.tag}{i}"
+
     def up(self) -> None:
         """Make the bridge and the hosts; the reaper removes them if the harness dies."""
         check_available()
@@ -115,9 +119,12 @@ class Hosts:
         _run("ip", "link", "set", self.bridge, "up")
         for i in range(1, self.count + 1):
             host = Host(f"h{i}", f"harness-{self.tag}-h{i}", str(addrs[i]))
-            outer, inner = f"hv{self.tag}{i}", f"hn{self.tag}{i}"
+            outer, inner = self._veth(i), f"hn{self.tag}{i}"
             reaper.on_exit(["ip", "netns", "del", host.netns])
             _run("ip", "netns", "add", host.netns)
+            # Deleting a namespace frees its veth pair only when the kernel's clean-up gets to it (seconds later
+            # on a busy machine); deleting the outer end removes the pair at once.
+            reaper.on_exit(["ip", "link", "del", outer])
             _run("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
             _run("ip", "link", "set", outer, "master", self.bridge)
             _run("ip", "link", "set", outer, "up")
@@ -128,8 +135,10 @@ class Hosts:
             self.hosts.append(host)
 
     def down(self) -> None:
-        """Remove every namespace (their veth ends go with them) and the bridge."""
-        for host in self.hosts:
+        """Remove every veth pair, every namespace and the bridge."""
+        for i, host in enumerate(self.hosts, 1):
+            subprocess.run(["ip", "link", "del", self._veth(i)], capture_output=True)
+            reaper.on_exit_done(["ip", "link", "del", self._veth(i)])
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
             reaper.on_exit_done(["ip", "netns", "del", host.netns])
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)

@@ -146,6 +146,7 @@ def test_hosts_talk_over_the_bridge_and_a_partition_drops_only_the_cut_service()
 
 @needs_root
 def test_a_sigkilled_harness_leaves_no_namespace_or_bridge(tmp_path: Path) -> None:
+    before = _harness_netns()
     proc = subprocess.Popen([*HARNESS, "run", "baseline", "--system", "native", "--hosts", "2", "--param",
                              "duration_s=30", "--out", str(tmp_path / "run")], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -154,16 +155,19 @@ def test_a_sigkilled_harness_leaves_no_namespace_or_bridge(tmp_path: Path) -> No
     for line in proc.stdout:
         if "measured load" in line or time.monotonic() > deadline:
             break
-    tags = [line.split()[0] for line in _netns().splitlines() if line.startswith("harness-")]
+    tags = sorted(_harness_netns() - before)
     assert tags, "the run made its hosts"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    deadline = time.monotonic() + 30
-    while any(t in _netns() for t in tags) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not [t for t in tags if t in _netns()], _netns()
     tag = tags[0].split("-")[1]
-    assert f"hb{tag}" not in _links() and f"hv{tag}" not in _links()
+
+    def left() -> list[str]:
+        netns, links = _netns(), _links()
+        return [t for t in tags if t in netns] + [n for n in (f"hb{tag}", f"hv{tag}") if n in links]
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left(), f"30 s after the SIGKILL: {left()}\n{_netns()}\n{_links()}"
 
 
 @needs_root
