@@ -31,14 +31,14 @@ EMITTER_BOUND = 1.5
 """A ceiling whose pushes were below this many times its runs per second is marked emitter-bound."""
 LOADTEST_SLOTS = 100
 """Slots of hatchet-loadtest's worker (the Hatchet system has 2 workers x 50 by default)."""
-_EXECUTING = re.compile(r"^(\S+) \S+ executing \d+ took", re.M)
-_EXECUTING_ID = re.compile(r" executing (\d+) took")
+_EXECUTING = re.compile(r"^(\S+) \S+ executing (\d+) took", re.M)
+"""Its worker's line for each run it starts (ANSI codes removed): the timestamp and the event's id."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def execution_times(log: str) -> list[float]:
     """Epoch seconds at which the load tester's worker started each run (its ``executing N took D`` lines, ms)."""
-    return sorted(datetime.fromisoformat(stamp).timestamp() for stamp in _EXECUTING.findall(_ANSI.sub("", log)))
+    return sorted(datetime.fromisoformat(stamp).timestamp() for stamp, _ in _EXECUTING.findall(_ANSI.sub("", log)))
 
 
 def per_second(times: list[float]) -> list[int]:
@@ -135,8 +135,8 @@ class Progress:
                 self._summary = None
         elif "pushed per event key:" in line:
             self._summary = []
-        elif found := _EXECUTING_ID.search(_ANSI.sub("", line)):
-            self.started.add(int(found.group(1)))
+        elif found := _EXECUTING.search(_ANSI.sub("", line)):
+            self.started.add(int(found.group(2)))
             self.executed += 1
         self.done = self.pushed is not None and self.pushed > 0 and len(self.started) >= self.pushed
         return self.done

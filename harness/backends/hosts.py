@@ -47,6 +47,12 @@ def _run(*argv: str) -> None:
         raise HostsUnavailable(f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
 
 
+def _undo(argv: list[str]) -> None:
+    """Run a clean-up command registered with the reaper (already gone is fine) and tell the reaper it is done."""
+    subprocess.run(argv, capture_output=True)
+    reaper.on_exit_done(argv)
+
+
 def check_available() -> None:
     """Raise HostsUnavailable unless this process can make namespaces and firewall rules."""
     if os.geteuid() != 0:
@@ -137,12 +143,9 @@ class Hosts:
     def down(self) -> None:
         """Remove every veth pair, every namespace and the bridge."""
         for i, host in enumerate(self.hosts, 1):
-            subprocess.run(["ip", "link", "del", self._veth(i)], capture_output=True)
-            reaper.on_exit_done(["ip", "link", "del", self._veth(i)])
-            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
-            reaper.on_exit_done(["ip", "netns", "del", host.netns])
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        reaper.on_exit_done(["ip", "link", "del", self.bridge])
+            _undo(["ip", "link", "del", self._veth(i)])
+            _undo(["ip", "netns", "del", host.netns])
+        _undo(["ip", "link", "del", self.bridge])
         self.hosts.clear()
 
     def drop(self, host: Host, address: str, port: int, insert: bool = True) -> None:
