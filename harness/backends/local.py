@@ -52,6 +52,23 @@ def child_env(extra: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, "TMPDIR": str(scratch()), **(extra or {})}
 
 
+def _wait_stopped(pgid: int, timeout_s: float = 2.0) -> None:
+    """Return once every process of group pgid has stopped, as ``docker pause`` does: a SIGSTOP lands
+    asynchronously, and until it has the process may still run (and take a lock the nemesis holds for it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = False
+        for entry in Path("/proc").iterdir():
+            try:
+                state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, IndexError, ValueError):
+                continue  # not a process, or gone
+            running = running or (int(group) == pgid and state not in "TtZX")
+        if not running:
+            return
+        time.sleep(0.001)
+
+
 @dataclass
 class ManagedProcess:
     """One server process of a stack, restartable with the same command, env and ports."""
@@ -181,7 +198,9 @@ class ManagedProcess:
             else:
                 os.kill(self.popen.pid, sig)
         except ProcessLookupError:
-            pass
+            return
+        if sig == signal.SIGSTOP and group:
+            _wait_stopped(self.popen.pid)
 
     def kill(self) -> None:
         """SIGKILL the group (even after the leader exited) and reap it."""

@@ -41,9 +41,13 @@ class ProcessNemesis:
         names = self._choose(fault)
         sig = {"kill": signal.SIGKILL, "terminate": signal.SIGTERM, "pause": signal.SIGSTOP}[fault.action]
         t = time.time()
-        for name in names:
-            self._proc(name).signal(sig, group=sig != signal.SIGTERM)
-        rid = self.ledger.fault_started(fault.action, ",".join(names), {"duration_s": fault.duration_s}, t=t)
+        # Signalled inside a ledger transaction: a SQLite ledger's one write lock is ours while the stop lands, so
+        # no process is stopped inside a ledger write, holding every other writer off (the clients, and this
+        # thread's own heal: a deadlock) until it resumes. A Postgres ledger has no such lock to hold.
+        with self.ledger.transaction():
+            for name in names:
+                self._proc(name).signal(sig, group=sig != signal.SIGTERM)
+            rid = self.ledger.fault_started(fault.action, ",".join(names), {"duration_s": fault.duration_s}, t=t)
         active = ActiveFault(fault, names, rid, t + fault.duration_s)
         self.active.append(active)
         return active
