@@ -54,18 +54,14 @@ def child_env(extra: dict[str, str] | None) -> dict[str, str]:
 
 def _wait_stopped(pgid: int, timeout_s: float = 2.0) -> None:
     """Return once every process of group pgid has stopped, as ``docker pause`` does: a SIGSTOP lands
-    asynchronously, and until it has the process may still run (and take a lock the nemesis holds for it)."""
+    asynchronously, and until it has the process may still run (and take a lock the nemesis holds for it). Gives
+    up after timeout_s: a process in uninterruptible sleep stops only when it wakes."""
+    def running() -> bool:
+        stats = (reaper.proc_stat(int(e)) for e in os.listdir("/proc") if e.isdigit())
+        return any(st and st.pgrp == pgid and st.state not in "TtZX" for st in stats)
+
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        running = False
-        for entry in Path("/proc").iterdir():
-            try:
-                state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            except (OSError, IndexError, ValueError):
-                continue  # not a process, or gone
-            running = running or (int(group) == pgid and state not in "TtZX")
-        if not running:
-            return
+    while running() and time.monotonic() < deadline:
         time.sleep(0.001)
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from harness.backends.leftovers import Owned
 
@@ -210,11 +210,28 @@ def _marked(pid: int, needles: set[bytes]) -> bool:
     return any(n in env for n in needles)
 
 
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+class ProcStat(NamedTuple):
+    """The fields of ``/proc/<pid>/stat`` the harness reads."""
+
+    state: str
+    """R, S, D, T (stopped), Z (zombie)..."""
+    ppid: int
+    """Parent's process id."""
+    pgrp: int
+    """Process group id."""
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """pid's state, parent and group; None once it is gone."""
+    try:  # the command name (in parentheses) may hold spaces and parentheses: split after its last one
+        state, ppid, pgrp = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+        return ProcStat(state, int(ppid), int(pgrp))
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _ppid(pid: int) -> int | None:
+    return st.ppid if (st := proc_stat(pid)) else None
 
 
 def _pgid(pid: int) -> int | None:
@@ -226,15 +243,7 @@ def _pgid(pid: int) -> int | None:
 
 def _alive(pids: Iterable[int]) -> list[int]:
     """Those of pids still running (a zombie maps nothing and holds nothing: it is gone for us)."""
-    out = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            out.append(pid)
-    return out
+    return [pid for pid in pids if (st := proc_stat(pid)) and st.state != "Z"]
 
 
 def _main() -> None:
