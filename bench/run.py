@@ -36,7 +36,7 @@ from typing import Any
 from bench import checker_cost, downstream_cost, ledger_cost, spread, stack_cost
 from bench.figures import Figure, cv, machine
 from harness.model.paths import PROJECT_ROOT
-from harness.model.spec import COMPARED
+from harness.model.spec import selections
 
 BENCH_DIR = PROJECT_ROOT / "reports" / "bench"
 """Where results land by default."""
@@ -85,7 +85,7 @@ def checker_figures(repeats: int, tasks: int = 1_000_000) -> list[Figure]:
 
 def stack_figures(repeats: int) -> list[Figure]:
     """Cold start of the shared servers, warm start of each system's stack."""
-    systems = (*COMPARED, "calibration")
+    systems = (*selections()["all"], "calibration")
     cold, warm = stack_cost.start_times(systems, repeats)
     figures = [Figure("cold start: Toxiproxy + Postgres + Hatchet engine", "s", [round(c, 2) for c in cold],
                       note="fresh data directory (initdb), migrations, engine and REST API healthy")]
@@ -96,7 +96,7 @@ def stack_figures(repeats: int) -> list[Figure]:
 
 def spread_figures(repeats: int = 5) -> list[Figure]:
     """Coefficient of variation of baseline throughput and end-to-end p50, per system, over repeats."""
-    runs = spread.baseline_repeats(COMPARED, repeats)
+    runs = spread.baseline_repeats(selections()["all"], repeats)
     figures = []
     for name, entries in runs.items():
         tps = [e["throughput_tps"] for e in entries]

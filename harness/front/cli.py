@@ -30,7 +30,7 @@ from harness.load.drivers import LOCUSTFILE
 from harness.model.env import ENV_SHAPE
 from harness.model.params import LIMITS, ParamError, Params
 from harness.model.scenario import Scenario
-from harness.model.spec import COMPARED, SELECTIONS, SpecError, find_systems
+from harness.model.spec import SpecError, find_systems, selections
 from harness.runner import StackBroken
 from harness.runtime.stack import Stack
 from harness.servers.base import ServerUnusable
@@ -80,7 +80,8 @@ def _cmd_list() -> int:
         tier = "" if s.tier == "default" else f" [{s.tier}]"
         own = f" [systems: {','.join(s.systems)}]" if s.systems is not None else ""
         print(f"  {s.name:<18}{tier}{own} {s.fault}")
-    print(f"systems (`all`: {', '.join(COMPARED)}; `both`: {', '.join(SELECTIONS['both'])}):")
+    named = "; ".join(f"`{name}`: {', '.join(systems)}" for name, systems in selections().items())
+    print(f"systems ({named}):")
     for spec in find_systems().values():
         print(f"  {spec.name:<18} {spec.description}")
     print("parameters (--param NAME=VALUE; a scenario may change the default):")

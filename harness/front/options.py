@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.model.params import ParamError, show
 from harness.model.scenario import Scenario
-from harness.model.spec import SELECTIONS, SystemSpec
+from harness.model.spec import SystemSpec, selections
 
 BACKENDS = ("process", "docker")
 """What runs the servers: local processes (the default) or Docker containers."""
@@ -62,9 +62,10 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option(("--system", "--systems"), "system", f"all (default: {', '.join(SELECTIONS['all'])}), both "
-           f"({' and '.join(SELECTIONS['both'])}), or a comma-separated list of system names; a scenario naming its "
-           "own systems (calibration) ignores it", default="all", metavar="SYSTEMS"),
+    Option(("--system", "--systems"), "system", "a selection (" + "; ".join(
+           f"{name}: {','.join(systems)}" for name, systems in selections().items()) + "; default all), or a "
+           "comma-separated list of system names; a scenario naming its own systems (calibration) ignores it",
+           default="all", metavar="SYSTEMS"),
     Option(("--seed",), "seed", "seed of schedules and job failures (default: the scenario's, 1)", type=int),
     Option(("--param",), "param", "override a scenario parameter, e.g. --param rate=50 (repeatable; see `harness "
            "list`)", action="append", metavar="NAME=VALUE"),
@@ -154,10 +155,11 @@ def _overrides(params: Sequence[str], seed: int | None) -> dict[str, str]:
 
 
 def _systems(arg: str, known: Mapping[str, SystemSpec]) -> tuple[str, ...]:
-    wanted = list(SELECTIONS.get(arg) or [s.strip() for s in arg.split(",") if s.strip()])
+    named = selections()
+    wanted = list(named.get(arg) or [s.strip() for s in arg.split(",") if s.strip()])
     bad = [s for s in wanted if s not in known]
     if bad or not wanted:
-        raise UsageError(f"--system {arg!r}: expected all, both or names among {', '.join(known)}")
+        raise UsageError(f"--system {arg!r}: expected {', '.join(named)} or names among {', '.join(known)}")
     if twice := next((s for s in wanted if wanted.count(s) > 1), None):
         raise UsageError(f"--system {arg!r}: {twice} is named twice")
     return tuple(wanted)

@@ -23,6 +23,7 @@ This module is data: it imports nothing of the runtime.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 import shutil
@@ -37,12 +38,8 @@ from harness.model.links import match_links
 from harness.model.params import Params
 from harness.model.paths import APPS_DIR
 
-COMPARED = ("native", "hatchet", "celery")
-"""The systems the project compares: what ``all`` (the default selection) means. Any other system
-(``calibration``, a variant such as ``hatchet-naive``, a user's own) runs when named, or by a scenario
-that names it."""
-SELECTIONS = {"all": COMPARED, "both": ("native", "hatchet")}
-"""Names of system selections: ``all`` the compared systems; ``both`` native and Hatchet (earlier runs' default)."""
+SELECTIONS_FILE = "selections.toml"
+"""In the apps directory: named selections of systems (``all``, the default: the systems the project compares)."""
 RESERVED_SERVICES = ("downstream",)
 """Services the harness itself provides to links (the downstream HTTP service every job may call)."""
 
@@ -480,6 +477,17 @@ def find_systems(apps_dir: Path = APPS_DIR) -> dict[str, SystemSpec]:
     # The baseline system first, then each system followed by its variants: tables read "native vs the others".
     specs.sort(key=lambda s: (s.name != "native", s.base or s.name, s.base != ""))
     return {s.name: s for s in specs}
+
+
+@functools.cache
+def selections(apps_dir: Path = APPS_DIR) -> dict[str, tuple[str, ...]]:
+    """The named selections of systems in ``apps/selections.toml``; ``all`` (the default) is the compared systems."""
+    path = apps_dir / SELECTIONS_FILE
+    raw = tomllib.loads(path.read_text())
+    if not isinstance(raw.get("all"), list) or not all(
+            isinstance(v, list) and v and all(isinstance(n, str) for n in v) for v in raw.values()):
+        raise SpecError(f"{path}: expected `all = [...]` and other selections as non-empty lists of system names")
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def not_applicable(fault: Fault, spec: SystemSpec, outside: Mapping[str, str] | None = None) -> str | None:

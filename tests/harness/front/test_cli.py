@@ -24,7 +24,7 @@ from harness.model.params import DAY_S, LIMITS, LONG_S, Params
 from harness.model.paths import PROJECT_ROOT
 from harness.model.scenario import Scenario
 from harness.model.schedule import At
-from harness.model.spec import COMPARED, SELECTIONS, SystemSpec, find_systems
+from harness.model.spec import SystemSpec, find_systems, selections
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,19 +46,19 @@ def _names(runs: list[tuple[Scenario, list[SystemSpec]]]) -> dict[str, list[str]
 
 
 def test_all_is_the_three_way_comparison_and_both_native_vs_hatchet() -> None:
-    runs = _names(select_runs(["all"], COMPARED, discover(), find_systems()))
+    runs = _names(select_runs(["all"], selections()["all"], discover(), find_systems()))
     assert "baseline" in runs and "app-kill" in runs and "broker-restart" in runs
     assert not {"calibration", "calibration-kill"} & set(runs), "calibration runs by name, not in `all`"
     assert runs["baseline"] == ["native", "hatchet", "celery"], runs
     assert runs["capacity"] == ["native", "hatchet", "hatchet-naive", "hatchet-lite", "celery", "celery-fsync"], \
         "variants in `also` follow their base"
-    both = _names(select_runs(["baseline"], SELECTIONS["both"], discover(), find_systems()))
+    both = _names(select_runs(["baseline"], selections()["both"], discover(), find_systems()))
     assert both == {"baseline": ["native", "hatchet"]}
 
 
 def test_a_scenario_naming_its_systems_runs_against_them_only() -> None:
     known, systems = discover(), find_systems()
-    for system_arg in (SELECTIONS["both"], ("native",), ("hatchet", "native")):
+    for system_arg in (selections()["both"], ("native",), ("hatchet", "native")):
         runs = _names(select_runs(["calibration", "baseline"], system_arg, known, systems))
         assert runs["calibration"] == ["calibration"], (system_arg, runs)
     assert _names(select_runs(["baseline"], ("calibration",), known, systems)) == {"baseline": ["calibration"]}

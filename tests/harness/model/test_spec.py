@@ -19,6 +19,7 @@ from harness.model.spec import (
     SystemSpec,
     find_systems,
     not_applicable,
+    selections,
 )
 from harness.servers.command import health_of
 
@@ -398,3 +399,17 @@ def test_every_shipped_setting_has_a_source(systems: dict[str, SystemSpec]) -> N
         for sp in (spec, *(spec.variant(v.name) for v in spec.variants)):
             for srv in sp.servers:
                 assert all("no source given" not in v for v in srv.stated().values()), (sp.name, srv.stated())
+
+
+def test_every_selection_names_known_systems_and_all_is_the_comparison() -> None:
+    named, known = selections(), find_systems()
+    print({k: ",".join(v) for k, v in named.items()})
+    assert named["all"] == ("native", "hatchet", "celery")
+    assert [n for v in named.values() for n in v if n not in known] == []
+
+
+@pytest.mark.parametrize("text", ['both = ["native"]', 'all = "native"', "all = []", "all = [1]"])
+def test_a_malformed_selections_file_is_refused(tmp_path: Path, text: str) -> None:
+    (tmp_path / "selections.toml").write_text(text)
+    with pytest.raises(SpecError, match=r"selections\.toml"):
+        selections(tmp_path)
